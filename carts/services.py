@@ -1,0 +1,52 @@
+"""Writes of carts."""
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from carts.errors import CartFull, CartLineTooLarge
+from carts.models import CartItem
+from goods.selectors import goods_for_sale
+
+
+def add_to_cart(*, user, goods_id: int, nums: int, checked: bool = True) -> CartItem:
+    """Put ``nums`` units of a goods in the cart, adding to the line of that goods if there is one."""
+    goods = goods_for_sale(goods_id=goods_id)
+    for _ in range(2):  # a concurrent first add of the same goods wins the insert; then we add to it
+        try:
+            with transaction.atomic():
+                item = CartItem.objects.select_for_update().filter(user=user, goods=goods).first()
+                if item is None:
+                    if CartItem.objects.filter(user=user).count() >= settings.MAX_CART_LINES:
+                        raise CartFull()
+                    return CartItem.objects.create(user=user, goods=goods, nums=nums, checked=checked)
+                if item.nums + nums > settings.MAX_CART_LINE_NUMS:
+                    raise CartLineTooLarge(max_nums=settings.MAX_CART_LINE_NUMS)
+                CartItem.objects.filter(pk=item.pk).update(nums=F("nums") + nums, checked=checked)
+                item.refresh_from_db()
+                return item
+        except IntegrityError:
+            continue
+    raise CartLineTooLarge()  # pragma: no cover - two lost races in a row cannot happen with a unique line
+
+
+def update_cart_item(*, item: CartItem, nums: int | None = None, checked: bool | None = None) -> CartItem:
+    fields = {}
+    if nums is not None:
+        fields["nums"] = nums
+    if checked is not None:
+        fields["checked"] = checked
+    if fields:
+        CartItem.objects.filter(pk=item.pk).update(**fields)
+        item.refresh_from_db()
+    return item
+
+
+def delete_cart_item(*, item: CartItem) -> None:
+    item.delete()
+
+
+def delete_ordered_items(*, item_ids: list[int]) -> int:
+    """Remove the cart lines an order was made from; returns how many were removed."""
+    deleted, _ = CartItem.objects.filter(pk__in=item_ids).delete()
+    return deleted

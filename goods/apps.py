@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GoodsConfig(AppConfig):
+    name = "goods"
+    verbose_name = "Goods"

@@ -1,0 +1,55 @@
+"""The one place where errors become HTTP responses: ``{"code": ..., "detail": ...}`` always."""
+
+import logging
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from mall.errors import DomainError
+
+logger = logging.getLogger("mall.api")
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Lost connection, lock wait timeout or deadlock after the service's own retries:
+        # the transaction was rolled back, so the client may safely retry.
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {"code": "database_unavailable", "detail": "The database is unavailable; retry shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, DatabaseError):
+        return None  # a bug, not bad input: let it surface as a 500 and in the trace
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        response.data = {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
+    else:  # Http404 / PermissionDenied mapped by DRF
+        code = "not_found" if response.status_code == 404 else "permission_denied"
+        response.data = {"code": code, "detail": response.data.get("detail", "")}
+    return response
+
+
+def not_found(request, exception=None):
+    """404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "server_error", "detail": "Internal server error."}, status=500)
+    return defaults.server_error(request)

@@ -1,0 +1,236 @@
+"""Settings of the mall shop: the one place that reads the environment.
+
+A checkout without ``DJANGO_SECRET_KEY`` is a development checkout: DEBUG defaults on and an
+insecure key is used. With a secret key set (production), DEBUG defaults off and HTTPS is
+enforced unless ``DJANGO_SECURE_SSL_REDIRECT=0``.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+DEV_CHECKOUT = not SECRET_KEY
+if DEV_CHECKOUT:
+    SECRET_KEY = "django-insecure-development-only-key-set-DJANGO_SECRET_KEY-in-production"
+DEBUG = env_bool("DJANGO_DEBUG", DEV_CHECKOUT)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "goods",
+    "inventory",
+    "carts",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mall.urls"
+WSGI_APPLICATION = "mall.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_url(url: str) -> dict:
+    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        # Parallel checkouts queue on the writer lock (BEGIN IMMEDIATE + busy timeout)
+        # instead of failing with "database is locked"; WAL lets readers run meanwhile.
+        config["CONN_MAX_AGE"] = 0
+        config["CONN_HEALTH_CHECKS"] = False
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        # A file, not Django's shared-cache in-memory default, so test threads queue on the lock too.
+        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_name("test_" + Path(config["NAME"]).name))}
+    elif engine == "django.db.backends.mysql":
+        config["OPTIONS"] = {
+            "charset": "utf8mb4",
+            "isolation_level": "read committed",
+            # Row-lock waits surface as OperationalError 1205 after this many seconds.
+            "init_command": "SET sql_mode='STRICT_TRANS_TABLES', innodb_lock_wait_timeout=10",
+        }
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    else:
+        raise ImproperlyConfigured(f"DATABASE_URL: unsupported database engine {engine!r}")
+    return config
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Serve the admin/browsable-API assets without a separate collectstatic step in small setups.
+WHITENOISE_USE_FINDERS = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # API bodies are small; refuse anything larger
+
+# --- Security: HTTPS by default when DEBUG is off; 0 serves plain HTTP (behind a TLS proxy, load tests).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
+CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+SECURE_HSTS_SECONDS = 31_536_000 if SECURE_SSL_REDIRECT else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_SSL_REDIRECT
+SECURE_HSTS_PRELOAD = SECURE_SSL_REDIRECT
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG and len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters when DEBUG is off")
+
+# --- Shop behaviour
+ORDER_PAY_TIMEOUT = int(os.environ.get("ORDER_PAY_TIMEOUT", "1800"))
+MAX_CART_LINE_NUMS = 9_999
+MAX_CART_LINES = 100
+CHECKOUT_MAX_ATTEMPTS = 3  # deadlocks / lock timeouts are retried this many times in the service
+CHECKOUT_FAIL_STEP = os.environ.get("CHECKOUT_FAIL_STEP", "").strip() or None
+if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION", False):
+    raise ImproperlyConfigured("CHECKOUT_FAIL_STEP is a demo/test switch; it is refused with DEBUG off")
+JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "http://localhost:16686").rstrip("/")
+
+# --- API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mall.api.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mall API",
+    "DESCRIPTION": "A shop whose checkout is traced end to end with OpenTelemetry.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- django-q2: ORM broker on the default database, or Redis when DJANGO_Q_REDIS_URL is set.
+DJANGO_Q_REDIS_URL = os.environ.get("DJANGO_Q_REDIS_URL", "").strip()
+Q_CLUSTER = {
+    "name": "mall",
+    "workers": int(os.environ.get("DJANGO_Q_WORKERS", "2")),
+    # A close takes milliseconds; timeout < retry so a slow task is never re-delivered while it runs.
+    "timeout": 60,
+    "retry": 120,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Tasks",
+}
+if DJANGO_Q_REDIS_URL:
+    Q_CLUSTER["redis"] = DJANGO_Q_REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# django_q's conditional index is not supported by MariaDB; it is an optimisation only.
+SILENCED_SYSTEM_CHECKS = ["models.W037"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"trace_context": {"()": "mall.telemetry.TraceContextFilter"}},
+    "formatters": {
+        "keyvalue": {
+            "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s "
+            "trace_id=%(trace_id)s span_id=%(span_id)s msg=%(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "keyvalue",
+            "filters": ["trace_context"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "mall": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
+        "orders": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
+        "django-q": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,218 @@
+"""OpenTelemetry set-up for every mall process (web, worker, management commands), done once.
+
+Configured by the standard variables: ``OTEL_SERVICE_NAME`` (default ``mall``),
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``(``_ARG``), ``OTEL_SDK_DISABLED``,
+``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (otlp | console | none) and the
+``OTEL_EXPORTER_OTLP_*`` family. With no exporter variable set, data is exported over OTLP
+only when an OTLP endpoint is configured, so a shop without a collector logs no export errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    Sampler,
+    SamplingResult,
+    _get_from_env_or_default,
+)
+from opentelemetry.trace import SpanKind
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "mall"
+# Statements that the DB-API instrumentors name their spans after.
+_SQL_VERBS = frozenset(
+    "SELECT INSERT UPDATE DELETE REPLACE WITH BEGIN COMMIT ROLLBACK SAVEPOINT RELEASE"  # noqa: SIM905
+    " SET SHOW PRAGMA CREATE ALTER DROP TRUNCATE LOCK UNLOCK".split()
+)
+
+_lock = threading.Lock()
+_configured = False
+
+
+class DropOrphanDbSpans(Sampler):
+    """Drop DB client spans that have no parent (the task broker's polling, start-up queries).
+
+    Every statement the shop runs on behalf of a request or a task has a parent span; a root
+    SELECT is the ORM broker polling its queue several times a second, which would flood the
+    backend with one-span traces. Everything else is decided by the configured sampler.
+    """
+
+    def __init__(self, delegate: Sampler):
+        self._delegate = delegate
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid and kind is SpanKind.CLIENT and name.upper() in _SQL_VERBS:
+            return SamplingResult(Decision.DROP)
+        return self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"DropOrphanDbSpans{{{self._delegate.get_description()}}}"
+
+
+def _exporter_choice(signal: str) -> str:
+    """otlp | console | none for ``signal`` ("TRACES" or "METRICS")."""
+    chosen = os.environ.get(f"OTEL_{signal}_EXPORTER", "").strip().lower()
+    if chosen:
+        return chosen.split(",")[0].strip()
+    has_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"
+    )
+    return "otlp" if has_endpoint else "none"
+
+
+def _otlp_protocol(signal: str) -> str:
+    return (
+        (
+            os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "grpc"
+        )
+        .strip()
+        .lower()
+    )
+
+
+def _span_exporter():
+    choice = _exporter_choice("TRACES")
+    if choice == "console":
+        return ConsoleSpanExporter()
+    if choice != "otlp":
+        return None
+    if _otlp_protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()
+
+
+def _metric_readers() -> list:
+    choice = _exporter_choice("METRICS")
+    if choice == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        exporter = ConsoleMetricExporter()
+    elif choice == "otlp":
+        if _otlp_protocol("METRICS") == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        exporter = OTLPMetricExporter()
+    else:
+        return []
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    return [PeriodicExportingMetricReader(exporter)]
+
+
+def build_resource() -> Resource:
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        # Only a default: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win when set.
+        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+def configure_telemetry(*, instrument_django: bool = True, metric_readers: list | None = None) -> None:
+    """Install the tracer and meter providers and the Django/DB instrumentation, once per process.
+
+    Safe to call from every entry point: later calls return at once. Under gunicorn it runs in
+    each worker when ``mall.wsgi`` is imported (no ``--preload``), so exporter threads and gRPC
+    channels are created after the fork.
+    """
+    global _configured
+    with _lock:
+        if _configured:
+            return
+        _configured = True
+
+    resource = build_resource()
+    tracer_provider = TracerProvider(resource=resource, sampler=DropOrphanDbSpans(_get_from_env_or_default()))
+    exporter = _span_exporter()
+    if exporter is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(tracer_provider)
+
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    readers = _metric_readers() + list(metric_readers or [])
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+    from opentelemetry.instrumentation.propagators import (
+        TraceResponsePropagator,
+        set_global_response_propagator,
+    )
+
+    set_global_response_propagator(TraceResponsePropagator())
+    if instrument_django:
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+        DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled())
+    _instrument_database()
+
+
+def _sqlcommenter_enabled() -> bool:
+    return os.environ.get("OTEL_PYTHON_DJANGO_SQLCOMMENTER", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _instrument_database() -> None:
+    """Make every SQL statement of the active backend a client span (no parameter values)."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if engine.endswith("sqlite3"):
+        from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+
+        SQLite3Instrumentor().instrument()
+    elif engine.endswith("mysql"):
+        from opentelemetry.instrumentation.mysqlclient import MySQLClientInstrumentor
+
+        MySQLClientInstrumentor().instrument()
+
+
+def new_root_context() -> Context:
+    """An empty context: spans started in it begin a new trace."""
+    return Context()
+
+
+def format_trace_id(span: trace.Span) -> str:
+    context = span.get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
+def format_span_id(span: trace.Span) -> str:
+    context = span.get_span_context()
+    return format(context.span_id, "016x") if context.is_valid else ""
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` of the current span to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        else:
+            record.trace_id = record.span_id = "-"
+        return True
+
+
+def flush_telemetry() -> None:
+    """Export what is buffered now (task workers end with os._exit, where no atexit hook runs)."""
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush(timeout_millis=5000)
+    meter_provider = metrics.get_meter_provider()
+    if hasattr(meter_provider, "force_flush"):
+        meter_provider.force_flush(timeout_millis=5000)

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from carts.views import CartItemViewSet
+from goods.views import GoodsViewSet
+from inventory.views import StockViewSet
+from orders.views import OrderViewSet
+
+# Plain (non-regex) routes, so server spans are named "POST api/orders/", not "...$".
+router = DefaultRouter(use_regex_path=False)
+router.register("goods", GoodsViewSet, basename="goods")
+router.register("stock", StockViewSet, basename="stock")
+router.register("cart", CartItemViewSet, basename="cart")
+router.register("orders", OrderViewSet, basename="order")
+
+urlpatterns = [
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/auth/", include("rest_framework.urls")),
+    path("api/", include(router.urls)),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "mall.api.not_found"
+handler500 = "mall.api.server_error"

@@ -1,0 +1,27 @@
+from mall.errors import DomainError
+
+
+class OrderNotPending(DomainError):
+    status_code = 409
+    code = "order_not_pending"
+    default_detail = "The order is no longer pending."
+
+
+class OrderNotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    default_detail = "Not found."
+
+
+class IdempotencyKeyReused(DomainError):
+    status_code = 409
+    code = "idempotency_key_reused"
+    default_detail = "This Idempotency-Key was used for a different order request."
+
+
+class CheckoutFaultInjected(DomainError):
+    """Raised by the step named in CHECKOUT_FAIL_STEP (demos of error traces, rollback tests)."""
+
+    status_code = 503
+    code = "checkout_fault_injected"
+    default_detail = "A checkout failure was injected (CHECKOUT_FAIL_STEP)."

@@ -1,0 +1,61 @@
+from django.conf import settings
+from django.db import models
+
+from goods.models import Goods
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        PAID = "paid", "paid"
+        CANCELLED = "cancelled", "cancelled"
+        CLOSED = "closed", "closed"  # unpaid past its deadline, stock returned
+
+    order_no = models.CharField(max_length=40, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    pay_price = models.DecimalField(max_digits=14, decimal_places=2)
+    address = models.CharField(max_length=255)
+    signer_name = models.CharField(max_length=50)
+    signer_mobile = models.CharField(max_length=20)
+    post = models.CharField(max_length=20, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="when it was cancelled or closed")
+    # The create_order span, so an order can be opened in Jaeger and the close linked to it.
+    trace_id = models.CharField(max_length=32, blank=True)
+    span_id = models.CharField(max_length=16, blank=True)
+    # NULL when no key was sent: NULLs do not collide in the unique (user, key) constraint.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="order_user_recent"),
+            models.Index(fields=["status", "expires_at"], name="order_status_deadline"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "idempotency_key"], name="order_idempotency_key_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    goods = models.ForeignKey(Goods, on_delete=models.PROTECT, related_name="+")
+    goods_name = models.CharField(max_length=200)
+    goods_price = models.DecimalField(max_digits=12, decimal_places=2)
+    nums = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["order", "goods"], name="orderline_one_per_goods")]
+
+    def __str__(self) -> str:
+        return f"{self.nums} × {self.goods_name}"

@@ -1,0 +1,312 @@
+"""Writes of orders: checkout, pay, cancel and the payment-timeout close."""
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, OperationalError, transaction
+from django.utils import timezone
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from carts.errors import CartEmpty
+from carts.selectors import checked_items_for_checkout
+from carts.services import delete_ordered_items
+from goods.selectors import goods_for_sale_by_id
+from inventory.services import deduct_stock, return_stock
+from mall.errors import DomainError
+from mall.telemetry import format_span_id, format_trace_id
+from orders import metrics
+from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending
+from orders.models import Order, OrderLine
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("mall.orders")
+
+CHECKOUT_STEPS = (
+    "select_shopcart",
+    "query_goods",
+    "query_inv",
+    "save_order",
+    "save_order_goods",
+    "delete_shopcart",
+    "schedule_timeout",
+)
+_RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: the transaction was rolled back
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    order: Order
+    created: bool  # False: an earlier request with the same Idempotency-Key made this order
+
+
+@contextmanager
+def _step(name: str):
+    """A checkout step: its own span, under ``create_order``; CHECKOUT_FAIL_STEP makes it fail."""
+    with tracer.start_as_current_span(name) as span:
+        yield span
+        if name == settings.CHECKOUT_FAIL_STEP:
+            # After the step's writes, so the rollback of a partial checkout is what gets tested.
+            raise CheckoutFaultInjected(step=name)
+
+
+def _fingerprint(**fields) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _new_order_no(user_id: int) -> str:
+    """Time (ms) + user id + random: readable, sortable, and unique in practice (the DB enforces it)."""
+    now = timezone.now()
+    return f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{user_id % 1_000_000:06d}{secrets.randbelow(10**6):06d}"
+
+
+def _order_for_key(*, user, idempotency_key: str, fingerprint: str) -> Order | None:
+    order = Order.objects.filter(user=user, idempotency_key=idempotency_key).first()
+    if order is not None and order.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return order
+
+
+def _is_retryable(exc: OperationalError) -> bool:
+    code = exc.args[0] if exc.args else None
+    return code in _RETRYABLE_MYSQL_ERRORS or "database is locked" in str(exc)
+
+
+def create_order(
+    *,
+    user,
+    address: str,
+    signer_name: str,
+    signer_mobile: str,
+    post: str = "",
+    note: str = "",
+    idempotency_key: str | None = None,
+) -> CheckoutResult:
+    """Turn the user's checked cart lines into a pending order, all in one transaction.
+
+    Steps (each a span under ``create_order``): read the checked cart lines, price them from
+    the goods, deduct stock, save the order and its lines, clear those cart lines and schedule
+    the payment timeout. Any failure rolls everything back. With an ``idempotency_key``, a
+    repeated request returns the first order instead of placing another one.
+    """
+    fingerprint = _fingerprint(
+        address=address, signer_name=signer_name, signer_mobile=signer_mobile, post=post, note=note
+    )
+    started = time.perf_counter()
+    outcome = "error"
+    with tracer.start_as_current_span("create_order", attributes={"user.id": str(user.pk)}) as span:
+        try:
+            if idempotency_key:
+                existing = _order_for_key(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
+                if existing is not None:
+                    outcome = "replayed"
+                    return _describe(span, CheckoutResult(existing, created=False))
+            fields = dict(
+                address=address,
+                signer_name=signer_name,
+                signer_mobile=signer_mobile,
+                post=post,
+                note=note,
+                idempotency_key=idempotency_key or None,
+                request_fingerprint=fingerprint,
+            )
+            for attempt in range(1, settings.CHECKOUT_MAX_ATTEMPTS + 1):
+                try:
+                    result = _place_order(user=user, span=span, **fields)
+                    break
+                except IntegrityError:
+                    # A racing request with the same key committed first, or (vanishingly rare)
+                    # an order_no collision: the first is answered, the second retried.
+                    if idempotency_key:
+                        existing = _order_for_key(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
+                        if existing is not None:
+                            result = CheckoutResult(existing, created=False)
+                            break
+                    if attempt == settings.CHECKOUT_MAX_ATTEMPTS:
+                        raise
+                except OperationalError as exc:
+                    if not _is_retryable(exc) or attempt == settings.CHECKOUT_MAX_ATTEMPTS:
+                        raise
+                    span.add_event("retry", {"attempt": attempt, "reason": str(exc)[:200]})
+            outcome = "placed" if result.created else "replayed"
+            return _describe(span, result)
+        except DomainError as exc:
+            outcome = exc.code if exc.code in metrics.CHECKOUT_OUTCOMES else "error"
+            logger.warning("checkout refused code=%s user_id=%s", exc.code, user.pk)
+            raise
+        except Exception:
+            logger.exception("checkout failed user_id=%s", user.pk)
+            raise
+        finally:
+            if outcome != "replayed":
+                metrics.orders_placed.add(1, {"outcome": outcome})
+                metrics.checkout_duration.record(time.perf_counter() - started, {"outcome": outcome})
+
+
+def _describe(span, result: CheckoutResult) -> CheckoutResult:
+    order = result.order
+    span.set_attribute("mall.order.no", order.order_no)
+    span.set_attribute("mall.order.id", order.pk)
+    span.set_attribute("mall.order.pay_price", str(order.pay_price))
+    if result.created:
+        logger.info("order placed order_no=%s pay_price=%s", order.order_no, order.pay_price)
+    else:
+        span.set_attribute("mall.order.replayed", True)
+    return result
+
+
+def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) -> CheckoutResult:
+    with transaction.atomic():
+        with _step("select_shopcart"):
+            items = checked_items_for_checkout(user=user)
+            if not items:
+                if idempotency_key:
+                    # The retry of a checkout that already emptied the cart gets that order.
+                    existing = _order_for_key(
+                        user=user, idempotency_key=idempotency_key, fingerprint=request_fingerprint
+                    )
+                    if existing is not None:
+                        return CheckoutResult(existing, created=False)
+                raise CartEmpty()
+        span.set_attribute("mall.order.line_count", len(items))
+
+        with _step("query_goods"):
+            goods_by_id = goods_for_sale_by_id(goods_ids=[item.goods_id for item in items])
+            lines = [
+                OrderLine(
+                    goods_id=item.goods_id,
+                    goods_name=goods_by_id[item.goods_id].name,
+                    goods_price=goods_by_id[item.goods_id].price,
+                    nums=item.nums,
+                )
+                for item in items
+            ]
+            pay_price = sum((line.goods_price * line.nums for line in lines), Decimal("0.00"))
+
+        order_no = _new_order_no(user.pk)
+        with _step("query_inv"):
+            deduct_stock(order_no=order_no, quantities={item.goods_id: item.nums for item in items})
+
+        with _step("save_order"):
+            order = Order.objects.create(
+                order_no=order_no,
+                user=user,
+                pay_price=pay_price,
+                expires_at=timezone.now() + timedelta(seconds=settings.ORDER_PAY_TIMEOUT),
+                trace_id=format_trace_id(span),
+                span_id=format_span_id(span),
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+                **fields,
+            )
+
+        with _step("save_order_goods"):
+            for line in lines:
+                line.order = order
+            OrderLine.objects.bulk_create(lines)
+
+        with _step("delete_shopcart"):
+            delete_ordered_items(item_ids=[item.pk for item in items])
+
+        with _step("schedule_timeout"):
+            schedule_order_timeout(order=order, traceparent=current_traceparent())
+    return CheckoutResult(order, created=True)
+
+
+def current_traceparent() -> str:
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent", "")
+
+
+def schedule_order_timeout(*, order: Order, traceparent: str) -> None:
+    """Schedule the close of ``order`` at its deadline, in the caller's transaction.
+
+    django-q2 writes the schedule as a row of its own table, so it commits or rolls back with
+    the order: an order never exists without its timeout. Args are plain str/int (django-q2
+    stores them as their repr).
+    """
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    schedule(
+        "orders.tasks.close_unpaid_order",
+        order.pk,
+        traceparent,
+        schedule_type=Schedule.ONCE,
+        next_run=order.expires_at,
+    )
+
+
+def pay_order(*, order: Order) -> Order:
+    """Simulated payment: pending → paid, or ``OrderNotPending`` if another transition won."""
+    now = timezone.now()
+    updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+        status=Order.Status.PAID, paid_at=now, updated_at=now
+    )
+    if not updated:
+        raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
+    order.refresh_from_db()
+    logger.info("order paid order_no=%s", order.order_no)
+    return order
+
+
+def cancel_order(*, order: Order) -> Order:
+    """The customer (or staff) cancels a pending order; its stock is returned once."""
+    with transaction.atomic():
+        if not _end_pending_order(order=order, status=Order.Status.CANCELLED, now=timezone.now()):
+            raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
+    metrics.orders_closed.add(1, {"reason": "cancelled"})
+    order.refresh_from_db()
+    logger.info("order cancelled order_no=%s", order.order_no)
+    return order
+
+
+def _end_pending_order(*, order: Order, status: str, now: datetime, due_by: datetime | None = None) -> bool:
+    """pending → ``status`` with one conditional update, then the stock back; False if not pending.
+
+    Of racing pay/cancel/close transitions exactly one updates the row; only that one returns
+    stock. Must run inside a transaction.
+    """
+    pending = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING)
+    if due_by is not None:
+        pending = pending.filter(expires_at__lte=due_by)
+    if not pending.update(status=status, ended_at=now, updated_at=now):
+        return False
+    quantities = dict(OrderLine.objects.filter(order_id=order.pk).values_list("goods_id", "nums"))
+    units = return_stock(order_no=order.order_no, quantities=quantities)
+    metrics.stock_returned.add(units)
+    return True
+
+
+_SKIPPED = {
+    Order.Status.PAID: "skipped_paid",
+    Order.Status.CANCELLED: "skipped_cancelled",
+    Order.Status.CLOSED: "skipped_closed",
+    Order.Status.PENDING: "skipped_not_due",
+}
+
+
+def close_unpaid_order(*, order: Order, now: datetime | None = None) -> str:
+    """Close ``order`` if it is still pending past its deadline; returns the outcome.
+
+    Outcomes: ``closed`` or ``skipped_paid`` / ``skipped_cancelled`` / ``skipped_closed`` /
+    ``skipped_not_due``. Safe to run any number of times, concurrently, and racing pay/cancel.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        closed = _end_pending_order(order=order, status=Order.Status.CLOSED, now=now, due_by=now)
+    if closed:
+        metrics.orders_closed.add(1, {"reason": "timeout"})
+        logger.info("order closed unpaid order_no=%s", order.order_no)
+        return "closed"
+    status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
+    return _SKIPPED[status]

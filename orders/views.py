@@ -1,0 +1,55 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from orders.selectors import orders_of
+from orders.serializers import CheckoutSerializer, OrderSerializer
+from orders.services import cancel_order, create_order, pay_order
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 100
+
+
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The caller's orders; other users' orders do not exist for the caller (404)."""
+
+    serializer_class = OrderSerializer
+    lookup_value_converter = "int"
+
+    def get_queryset(self):
+        return orders_of(user=self.request.user)
+
+    def get_serializer_class(self):
+        return CheckoutSerializer if self.action == "create" else OrderSerializer
+
+    @extend_schema(
+        request=CheckoutSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+    )
+    def create(self, request):
+        """Place an order from the checked cart lines."""
+        serializer = CheckoutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise ValidationError({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]})
+        result = create_order(user=request.user, idempotency_key=key, **serializer.validated_data)
+        return Response(
+            OrderSerializer(result.order).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=None, responses=OrderSerializer)
+    @action(detail=True, methods=["post"])
+    def pay(self, request, pk=None):
+        """Simulated payment of a pending order."""
+        return Response(OrderSerializer(pay_order(order=self.get_object())).data)
+
+    @extend_schema(request=None, responses=OrderSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a pending order; its stock is returned."""
+        return Response(OrderSerializer(cancel_order(order=self.get_object())).data)

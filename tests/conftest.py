@@ -1,0 +1,92 @@
+"""Fixtures that read like the shop: users, goods in stock, carts, an API client, captured spans."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from rest_framework.test import APIClient
+
+from tests.factories import GoodsFactory, UserFactory
+
+_span_exporter = InMemorySpanExporter()
+_metric_reader = InMemoryMetricReader()
+
+
+def pytest_configure(config):
+    from mall.telemetry import configure_telemetry
+
+    # The real set-up (Django + DB-API instrumentation), plus in-memory readers for assertions.
+    configure_telemetry(metric_readers=[_metric_reader])
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(_span_exporter))
+
+
+@pytest.fixture
+def spans():
+    """The spans finished during the test (in-memory exporter)."""
+    _span_exporter.clear()
+    yield _span_exporter
+    _span_exporter.clear()
+
+
+@pytest.fixture
+def metric_reader():
+    return _metric_reader
+
+
+@pytest.fixture
+def on_mariadb():
+    return connection.vendor == "mysql"
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def client_for():
+    """An API client authenticated with the user's token (the header real clients send)."""
+
+    def make(user):
+        from rest_framework.authtoken.models import Token
+
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(client_for, user):
+    return client_for(user)
+
+
+@pytest.fixture
+def goods_in_stock(db):
+    """Goods on sale with a stock row (ledgered through the inventory service)."""
+
+    def make(*, price="10.00", stock=100, **fields):
+        return GoodsFactory(price=Decimal(price), stock_quantity=stock, **fields)
+
+    return make
+
+
+@pytest.fixture
+def address():
+    return {"address": "1 Market Street, Springfield", "signer_name": "Ada Lovelace", "signer_mobile": "+15550100"}

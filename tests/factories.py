@@ -1,0 +1,45 @@
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from carts.services import add_to_cart
+from goods.models import Goods
+from inventory.services import set_stock_quantity
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"shopper{n}")
+    password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
+
+    @factory.post_generation
+    def save_password(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class GoodsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Goods
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Goods {n}")
+    price = Decimal("10.00")
+    on_sale = True
+
+    @factory.post_generation
+    def stock_quantity(obj, create, extracted, **kwargs):
+        if create:
+            set_stock_quantity(goods_id=obj.pk, quantity=100 if extracted is None else extracted)
+
+
+def fill_cart(user, *lines):
+    """Put (goods, nums) lines in the user's cart, checked."""
+    for goods, nums in lines:
+        add_to_cart(user=user, goods_id=goods.pk, nums=nums)
