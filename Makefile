@@ -1,0 +1,29 @@
+# mall: the two everyday commands are `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test lint venv deps deps-dev
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# mysqlclient is only installed when DATABASE_URL points at MySQL/MariaDB (it needs libmariadb-dev).
+deps: $(PY)
+	$(PIP) install -q -r requirements.txt $(if $(findstring mysql,$(DATABASE_URL)),-r requirements-mysql.txt)
+
+deps-dev: $(PY)
+	$(PIP) install -q -r requirements-dev.txt $(if $(findstring mysql,$(DATABASE_URL)),-r requirements-mysql.txt)
+
+run: deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+test: deps-dev
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: deps-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
