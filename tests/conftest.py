@@ -17,7 +17,12 @@ _metric_reader = InMemoryMetricReader()
 
 
 def pytest_configure(config):
+    from django.conf import settings
+
     from mall.telemetry import configure_telemetry
+
+    # Hashing is not under test here; PBKDF2's deliberate slowness would dominate the suite.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
     # The real set-up (Django + DB-API instrumentation), plus in-memory readers for assertions.
     configure_telemetry(metric_readers=[_metric_reader])

@@ -113,3 +113,29 @@ def qcluster(*, env: dict[str, str], log_dir: Path):
     """A real django-q2 cluster (``manage.py qcluster``); stopped with SIGTERM to the parent only."""
     with running([sys.executable, "manage.py", "qcluster"], env=env, name="qcluster", log_dir=log_dir) as process:
         yield process
+
+
+def run_concurrently(task: Callable, arguments: list, *, threads: int | None = None) -> list:
+    """Run ``task(argument)`` for every argument in real threads released together; results in order.
+
+    Each thread uses its own database connection and closes it, as a request thread would.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    threads = threads or len(arguments)
+    start = threading.Barrier(min(threads, len(arguments)))
+
+    def run(argument):
+        try:
+            try:
+                start.wait(timeout=30)
+            except threading.BrokenBarrierError:
+                pass
+            return task(argument)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(run, arguments))
