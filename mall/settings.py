@@ -161,6 +161,10 @@ CHECKOUT_MAX_ATTEMPTS = 3  # deadlocks / lock timeouts are retried this many tim
 CHECKOUT_FAIL_STEP = os.environ.get("CHECKOUT_FAIL_STEP", "").strip() or None
 if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION", False):
     raise ImproperlyConfigured("CHECKOUT_FAIL_STEP is a demo/test switch; it is refused with DEBUG off")
+# Checkouts per user (DRF rate, e.g. "60/minute"); "off" disables it, e.g. for load tests.
+CHECKOUT_THROTTLE_RATE = os.environ.get("CHECKOUT_THROTTLE_RATE", "60/minute").strip()
+if CHECKOUT_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
+    CHECKOUT_THROTTLE_RATE = None
 JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "http://localhost:16686").rstrip("/")
 
 # --- API

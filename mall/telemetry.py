@@ -115,6 +115,12 @@ def _metric_readers() -> list:
     return [PeriodicExportingMetricReader(exporter)]
 
 
+def build_sampler() -> Sampler:
+    """The sampler named by ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (SDK default:
+    parentbased_always_on), never sampling the task broker's orphan DB polling."""
+    return DropOrphanDbSpans(_get_from_env_or_default())
+
+
 def build_resource() -> Resource:
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
@@ -137,7 +143,7 @@ def configure_telemetry(*, instrument_django: bool = True, metric_readers: list 
         _configured = True
 
     resource = build_resource()
-    tracer_provider = TracerProvider(resource=resource, sampler=DropOrphanDbSpans(_get_from_env_or_default()))
+    tracer_provider = TracerProvider(resource=resource, sampler=build_sampler())
     exporter = _span_exporter()
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -162,6 +168,7 @@ def configure_telemetry(*, instrument_django: bool = True, metric_readers: list 
 
 
 def _sqlcommenter_enabled() -> bool:
+    """Django's SQL commenter (route, controller, traceparent appended to each request's statements)."""
     return os.environ.get("OTEL_PYTHON_DJANGO_SQLCOMMENTER", "").strip().lower() in {"1", "true", "yes"}
 
 
@@ -177,7 +184,8 @@ def _instrument_database() -> None:
     elif engine.endswith("mysql"):
         from opentelemetry.instrumentation.mysqlclient import MySQLClientInstrumentor
 
-        MySQLClientInstrumentor().instrument()
+        # Its own commenter stays off: with Django's enabled too, statements would carry two comments.
+        MySQLClientInstrumentor().instrument(enable_commenter=False)
 
 
 def new_root_context() -> Context:
@@ -208,11 +216,15 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-def flush_telemetry() -> None:
-    """Export what is buffered now (task workers end with os._exit, where no atexit hook runs)."""
+def flush_telemetry(timeout_millis: int = 5000) -> None:
+    """Export what is buffered now (task workers end with os._exit, where no atexit hook runs).
+
+    Bounded by ``timeout_millis`` per signal, roughly: against a dead collector the exporter's
+    back-off can overrun it a little. Never call it on a request's path.
+    """
     provider = trace.get_tracer_provider()
     if hasattr(provider, "force_flush"):
-        provider.force_flush(timeout_millis=5000)
+        provider.force_flush(timeout_millis=timeout_millis)
     meter_provider = metrics.get_meter_provider()
     if hasattr(meter_provider, "force_flush"):
-        meter_provider.force_flush(timeout_millis=5000)
+        meter_provider.force_flush(timeout_millis=timeout_millis)

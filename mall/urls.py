@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
@@ -23,6 +24,7 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),
     path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/api/", permanent=False)),
 ]
 
 handler404 = "mall.api.not_found"

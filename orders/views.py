@@ -1,15 +1,26 @@
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 
 from orders.selectors import orders_of
 from orders.serializers import CheckoutSerializer, OrderSerializer
 from orders.services import cancel_order, create_order, pay_order
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
+
+
+class CheckoutRateThrottle(UserRateThrottle):
+    """Checkouts per user and process, at ``settings.CHECKOUT_THROTTLE_RATE`` (None: unlimited)."""
+
+    scope = "checkout"
+
+    def get_rate(self):
+        return settings.CHECKOUT_THROTTLE_RATE
 
 
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -23,6 +34,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_serializer_class(self):
         return CheckoutSerializer if self.action == "create" else OrderSerializer
+
+    def get_throttles(self):
+        return [CheckoutRateThrottle()] if self.action == "create" else []
 
     @extend_schema(
         request=CheckoutSerializer,

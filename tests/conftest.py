@@ -29,6 +29,14 @@ def pytest_configure(config):
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(_span_exporter))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    """Throttle counters live in the cache and are keyed by user id, which tests reuse."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def spans():
     """The spans finished during the test (in-memory exporter)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,6 +55,7 @@ def shop_env(**overrides: str) -> dict[str, str]:
         DATABASE_URL=test_database_url(),
         DJANGO_SECURE_SSL_REDIRECT="0",
         DJANGO_SETTINGS_MODULE="mall.settings",
+        CHECKOUT_THROTTLE_RATE="off",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
@@ -129,10 +131,8 @@ def run_concurrently(task: Callable, arguments: list, *, threads: int | None = N
 
     def run(argument):
         try:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 start.wait(timeout=30)
-            except threading.BrokenBarrierError:
-                pass
             return task(argument)
         finally:
             connections.close_all()

@@ -9,9 +9,15 @@ def test_adding_goods_creates_a_checked_line(api, user, goods_in_stock):
     response = api.post("/api/cart/", {"goods": goods.pk, "nums": 2}, format="json")
 
     assert response.status_code == 201
-    assert response.json() == {
-        "id": response.json()["id"], "goods": goods.pk, "goods_name": "Tea", "price": "3.50", "nums": 2, "checked": True,
-    }  # fmt: skip
+    line = response.json()
+    assert line == {
+        "id": line["id"],
+        "goods": goods.pk,
+        "goods_name": "Tea",
+        "price": "3.50",
+        "nums": 2,
+        "checked": True,
+    }
 
 
 def test_adding_the_same_goods_again_merges_into_its_line(api, user, goods_in_stock):

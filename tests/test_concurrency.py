@@ -79,3 +79,29 @@ def test_a_storm_of_retries_with_one_idempotency_key_places_one_order(client_for
     assert len({r.json()["id"] for r in responses}) == 1
     assert Order.objects.count() == 1
     assert Stock.objects.get(goods=goods).quantity == 7
+
+
+def test_cart_edits_racing_checkouts_never_half_order(client_for):
+    """A user removes and re-adds items while checking out: every order matches its ledger exactly."""
+    goods = [GoodsFactory(stock_quantity=1000) for _ in range(3)]
+    buyer = UserFactory()
+    client = client_for(buyer)
+
+    def act(step):
+        if step % 3 == 0:
+            fill_cart(buyer, *[(g, 1) for g in goods])
+            return checkout(client_for(buyer))
+        line = next(iter(client_for(buyer).get("/api/cart/").json()), None)
+        if line is None:
+            return client_for(buyer).post("/api/cart/", {"goods": goods[step % 3].pk, "nums": 2}, format="json")
+        return client_for(buyer).delete(f"/api/cart/{line['id']}/")
+
+    responses = run_concurrently(act, list(range(30)), threads=4)
+
+    assert not [r for r in responses if r.status_code >= 500]
+    assert client.get("/api/cart/").status_code == 200
+    for order in Order.objects.prefetch_related("lines"):
+        sold = dict(StockMove.objects.filter(order_no=order.order_no, kind="sell").values_list("goods_id", "quantity"))
+        assert sold == {line.goods_id: line.nums for line in order.lines.all()}
+        assert order.pay_price == sum(line.goods_price * line.nums for line in order.lines.all())
+    assert ledger_discrepancies() == []
