@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint venv deps deps-dev
+.PHONY: run test lint deps deps-dev
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,9 @@ deps: $(PY)
 deps-dev: $(PY)
 	$(PIP) install -q -r requirements-dev.txt $(if $(findstring mysql,$(DATABASE_URL)),-r requirements-mysql.txt)
 
-run: deps
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py runserver 127.0.0.1:8000
+# Web server and django-q2 worker together, on an empty database seeded with demo data (scripts/run).
+run:
+	scripts/run
 
 test: deps-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

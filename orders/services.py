@@ -217,13 +217,14 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
             delete_ordered_items(item_ids=[item.pk for item in items])
 
         with _step("schedule_timeout"):
-            schedule_order_timeout(order=order, traceparent=current_traceparent())
+            schedule_order_timeout(order=order, traceparent=traceparent_of(span))
     return CheckoutResult(order, created=True)
 
 
-def current_traceparent() -> str:
+def traceparent_of(span: trace.Span) -> str:
+    """W3C ``traceparent`` of ``span`` (the timeout task links its close to the create_order span)."""
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
+    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span))
     return carrier.get("traceparent", "")
 
 
@@ -247,13 +248,19 @@ def schedule_order_timeout(*, order: Order, traceparent: str) -> None:
 
 
 def pay_order(*, order: Order) -> Order:
-    """Simulated payment: pending → paid, or ``OrderNotPending`` if another transition won."""
+    """Simulated payment: pending → paid before the deadline, else ``OrderNotPending``.
+
+    An order past its deadline is no longer payable even before the timeout task closed it.
+    """
     now = timezone.now()
-    updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+    updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING, expires_at__gt=now).update(
         status=Order.Status.PAID, paid_at=now, updated_at=now
     )
     if not updated:
-        raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
+        status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
+        if status == Order.Status.PENDING:
+            raise OrderNotPending("The order is past its payment deadline.", status="expired")
+        raise OrderNotPending(status=status)
     order.refresh_from_db()
     logger.info("order paid order_no=%s", order.order_no)
     return order

@@ -68,17 +68,31 @@ def close_overdue_orders(batch_size: int = SWEEP_BATCH_SIZE) -> int:
 
     The one-off schedules normally do this; this sweep covers lost tasks (Redis broker, killed
     workers) and outages. Works in batches within a time budget; returns how many it closed.
+    An order whose close fails is logged and left for the next sweep, so it cannot block the rest.
     """
     started = time.monotonic()
     closed = 0
+    passed_over: set[int] = set()  # not closed in this sweep (failed, or taken by pay/cancel): not fetched again
+    failures = 0
     try:
         while time.monotonic() - started < SWEEP_TIME_BUDGET:
-            order_ids = overdue_order_ids(now=timezone.now(), limit=batch_size)
+            overdue = overdue_order_ids(now=timezone.now(), limit=batch_size + len(passed_over))
+            order_ids = [order_id for order_id in overdue if order_id not in passed_over]
             if not order_ids:
                 break
-            closed += sum(_close_traced(order_id) == "closed" for order_id in order_ids)
-        if closed:
-            logger.info("safety net closed overdue orders count=%s", closed)
+            for order_id in order_ids:
+                try:
+                    outcome = _close_traced(order_id)
+                except Exception:
+                    logger.exception("safety net could not close order_id=%s", order_id)
+                    outcome = "failed"
+                    failures += 1
+                if outcome == "closed":
+                    closed += 1
+                else:
+                    passed_over.add(order_id)
+        if closed or failures:
+            logger.info("safety net closed overdue orders count=%s failed=%s", closed, failures)
         return closed
     finally:
         flush_telemetry()

@@ -103,7 +103,7 @@ def shop_server(*, env: dict[str, str], log_dir: Path, workers: int = 1):
                 raise AssertionError(f"gunicorn exited: {read_log(log_dir, 'gunicorn')[-2000:]}")
             try:
                 return requests.get(f"{base_url}/api/goods/", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # listening, worker still booting
                 return False
 
         wait_until(answers, timeout=60, what="gunicorn to answer")

@@ -116,3 +116,18 @@ def test_the_admin_is_for_staff_only(client, user):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_an_order_past_its_deadline_cannot_be_paid(api, place_order):
+    order, _ = place_order()
+    Order.objects.filter(pk=order["id"]).update(expires_at="2000-01-01T00:00:00Z")
+
+    response = api.post(f"/api/orders/{order['id']}/pay/")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "order_not_pending",
+        "detail": "The order is past its payment deadline.",
+        "status": "expired",
+    }
+    assert Order.objects.get(pk=order["id"]).status == "pending"

@@ -1,0 +1,19 @@
+"""Telemetry in django-q2's task workers (``python manage.py qcluster``).
+
+The cluster forks its workers from a process that ``manage.py`` already set up: the SDK's
+at-fork hooks restart the span/metric export threads in each child, so this receiver is a no-op
+there. It matters when the cluster was not started through ``manage.py`` (``django-admin
+qcluster``) or on platforms that spawn instead of fork: each worker then sets telemetry up
+itself before its first task. Workers end with ``os._exit``, so the tasks flush what they
+recorded themselves (``mall.telemetry.flush_telemetry``).
+"""
+
+from django.dispatch import receiver
+from django_q.signals import post_spawn
+
+from mall.telemetry import configure_telemetry
+
+
+@receiver(post_spawn, dispatch_uid="mall-worker-telemetry")
+def set_up_worker_telemetry(sender, proc_name: str, **kwargs) -> None:
+    configure_telemetry()  # idempotent: returns at once when inherited from the parent

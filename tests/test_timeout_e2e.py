@@ -1,0 +1,109 @@
+"""End to end: an order placed through a real web process is closed by a real ``qcluster`` worker.
+
+gunicorn and ``manage.py qcluster`` run as subprocesses on the test database with
+``ORDER_PAY_TIMEOUT`` of a few seconds, both exporting over OTLP/gRPC to an in-process receiver.
+django-q2's scheduler first wakes about 30 s after the cluster starts, so each run takes ~35 s.
+Once with the ORM broker (the default), once with Redis.
+"""
+
+import time
+from datetime import datetime, timedelta
+
+import pytest
+import redis
+import requests
+from django.utils import timezone
+from django_q.models import Schedule, Task
+from rest_framework.authtoken.models import Token
+
+from inventory.models import Stock, StockMove
+from orders.models import Order
+from tests.otlp_receiver import running_otlp_receiver
+from tests.support import qcluster, read_log, shop_env, shop_server, wait_until
+
+pytestmark = pytest.mark.slow
+
+CLOSE_TASK = "orders.tasks.close_unpaid_order"
+PAY_TIMEOUT = 3  # seconds
+CLOSE_WAIT = 90  # the scheduler wakes ~30 s after start, then every 30 s; a ONCE schedule fires 0–30 s late
+REDIS_DB = 11  # this test's own Redis database: flushed before and after, nothing else touched
+
+
+@pytest.fixture(params=["orm", "redis"])
+def broker_env(request):
+    """Environment choosing django-q2's broker: the ORM (same database) or Redis."""
+    if request.param == "orm":
+        yield {}
+        return
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    queue = redis.Redis.from_url(url)
+    queue.flushdb()
+    try:
+        yield {"DJANGO_Q_REDIS_URL": url}
+    finally:
+        queue.flushdb()
+        queue.close()
+
+
+def test_an_unpaid_order_is_closed_by_the_worker_and_traced(
+    transactional_db, broker_env, tmp_path, user, goods_in_stock, address
+):
+    Schedule.objects.filter(name="close-overdue-orders").delete()  # the one-off timeout must do it, not the net
+    goods = goods_in_stock(stock=10)
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+
+    with running_otlp_receiver() as otlp:
+        env = shop_env(
+            ORDER_PAY_TIMEOUT=str(PAY_TIMEOUT),
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.grpc_endpoint,
+            OTEL_METRICS_EXPORTER="none",
+            DJANGO_Q_WORKERS="1",
+            **broker_env,
+        )
+        with qcluster(env=env, log_dir=tmp_path) as cluster, shop_server(env=env, log_dir=tmp_path) as base_url:
+            assert requests.post(f"{base_url}/api/cart/", json={"goods": goods.pk, "nums": 3}, headers=headers).ok
+            placed = requests.post(f"{base_url}/api/orders/", json=address, headers=headers, timeout=30)
+            assert placed.status_code == 201, placed.text
+            body = placed.json()
+            deadline = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+            assert deadline - timezone.now() < timedelta(seconds=PAY_TIMEOUT)  # the web honours ORDER_PAY_TIMEOUT
+            assert Stock.objects.get(goods=goods).quantity == 7
+            placed_at = time.monotonic()
+
+            def closed():
+                if cluster.poll() is not None:
+                    raise AssertionError(f"qcluster exited: {read_log(tmp_path, 'qcluster')[-3000:]}")
+                return Order.objects.filter(pk=body["id"], status=Order.Status.CLOSED).exists()
+
+            wait_until(closed, timeout=CLOSE_WAIT, interval=0.5, what="the worker to close the order")
+            closed_after = time.monotonic() - placed_at
+            task = wait_until(
+                lambda: Task.objects.filter(func=CLOSE_TASK).first(), timeout=15, what="the task result to be saved"
+            )
+            create_spans = wait_until(
+                lambda: otlp.spans_named("create_order", trace_id=body["trace_id"]), timeout=15, what="create_order"
+            )
+            close_spans = wait_until(
+                lambda: otlp.spans_named("close_unpaid_order"), timeout=15, what="the worker's close span"
+            )
+
+    print(f"order closed {closed_after:.1f} s after it was placed ({PAY_TIMEOUT} s timeout)")
+    assert Stock.objects.get(goods=goods).quantity == 10
+    returns = StockMove.objects.filter(order_no=body["order_no"], kind=StockMove.Kind.RETURN)
+    assert list(returns.values_list("goods_id", "quantity")) == [(goods.pk, 3)]
+    assert (task.success, task.result, task.args[0]) == (True, "closed", body["id"])
+    assert not Schedule.objects.filter(func=CLOSE_TASK).exists()  # ONCE schedule deleted when queued
+
+    (create,) = create_spans
+    (close,) = close_spans
+    assert close.parent_span_id == "" and close.trace_id != create.trace_id
+    assert [(link.trace_id, link.span_id) for link in close.links] == [(create.trace_id, create.span_id)]
+    assert close.attributes["mall.order.no"] == body["order_no"]
+    assert close.attributes["mall.order.outcome"] == "closed"
+    assert close.resource["service.name"] == "mall"
+    statements = otlp.children_of(close)
+    assert statements and all(s.kind == "CLIENT" for s in statements)
+    # The broker's polling, the scheduler and the result monitor run SQL outside any span: dropped.
+    assert [s.name for s in otlp.spans if s.kind == "CLIENT" and not s.parent_span_id] == []
+    log = read_log(tmp_path, "qcluster")
+    assert "Traceback" not in log, log[-3000:]
