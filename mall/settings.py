@@ -221,6 +221,7 @@ LOGGING = {
     "filters": {"trace_context": {"()": "mall.telemetry.TraceContextFilter"}},
     "formatters": {
         "keyvalue": {
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
             "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s "
             "trace_id=%(trace_id)s span_id=%(span_id)s msg=%(message)s",
         },

@@ -83,7 +83,8 @@ def _otlp_protocol(signal: str) -> str:
     )
 
 
-def _span_exporter():
+def build_span_exporter():
+    """The span exporter chosen by ``OTEL_TRACES_EXPORTER`` and the OTLP variables, or None."""
     choice = _exporter_choice("TRACES")
     if choice == "console":
         return ConsoleSpanExporter()
@@ -121,11 +122,12 @@ def build_sampler() -> Sampler:
     return DropOrphanDbSpans(_get_from_env_or_default())
 
 
-def build_resource() -> Resource:
+def build_resource(default_service_name: str = DEFAULT_SERVICE_NAME) -> Resource:
+    """The resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, named ``default_service_name``
+    when they name no service."""
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        # Only a default: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win when set.
-        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+        resource = resource.merge(Resource({"service.name": default_service_name}))
     return resource
 
 
@@ -144,7 +146,7 @@ def configure_telemetry(*, instrument_django: bool = True, metric_readers: list 
 
     resource = build_resource()
     tracer_provider = TracerProvider(resource=resource, sampler=build_sampler())
-    exporter = _span_exporter()
+    exporter = build_span_exporter()
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(tracer_provider)

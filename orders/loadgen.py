@@ -33,7 +33,7 @@ from carts.selectors import cart_items
 from carts.services import add_to_cart, delete_cart_item
 from goods.selectors import goods_list
 from mall.errors import DomainError
-from mall.telemetry import _span_exporter, flush_telemetry, format_trace_id, new_root_context
+from mall.telemetry import build_resource, build_span_exporter, flush_telemetry, format_trace_id, new_root_context
 from orders.services import create_order, pay_order
 
 LOADGEN_SERVICE_NAME = "mall-loadgen"
@@ -212,10 +212,7 @@ class InProcessShop:
 
 def loadgen_resource() -> Resource:
     """The load tool's resource: ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, else ``mall-loadgen``."""
-    resource = Resource.create()
-    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": LOADGEN_SERVICE_NAME}))
-    return resource
+    return build_resource(default_service_name=LOADGEN_SERVICE_NAME)
 
 
 def loadgen_tracer_provider() -> TracerProvider:
@@ -225,7 +222,7 @@ def loadgen_tracer_provider() -> TracerProvider:
     the HTTP client is another service, so its spans get a provider with their own resource.
     """
     provider = TracerProvider(resource=loadgen_resource())
-    exporter = _span_exporter()
+    exporter = build_span_exporter()
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

@@ -1,0 +1,37 @@
+"""gunicorn settings of the shop: ``gunicorn mall.wsgi:application`` (this file is read from the working directory).
+
+Sized by the environment: ``GUNICORN_BIND`` (default 127.0.0.1:8000; 0.0.0.0:8000 in a container),
+``GUNICORN_WORKERS`` (default 2), ``GUNICORN_THREADS`` (default 4, threaded workers),
+``GUNICORN_TIMEOUT`` and ``GUNICORN_ACCESSLOG`` ("-" for stdout). Command-line flags override them.
+
+Telemetry: the app is never preloaded. OpenTelemetry's exporter threads and gRPC channel must be
+created in each worker after the fork, not in the master (a gRPC channel does not survive a fork).
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 15  # a worker's final span flush has this long after SIGTERM
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+preload_app = False  # see the module docstring: telemetry starts after the fork
+# gunicorn >= 25.1's runtime control socket sits at one path per user (~/.gunicorn/gunicorn.ctl), which
+# several servers on one host (tests, benchmarks) would take from each other; nothing here uses it.
+control_socket_disable = True
+
+
+def post_fork(server, worker):
+    """Set up telemetry in the new worker, before it imports the WSGI app (its middleware is added then)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mall.settings")
+    from mall.telemetry import configure_telemetry
+
+    configure_telemetry()
+
+
+def worker_exit(server, worker):
+    """Export what the worker still buffers, so a restart or deploy loses no spans or metrics."""
+    from mall.telemetry import flush_telemetry
+
+    flush_telemetry(timeout_millis=5000)

@@ -1,0 +1,144 @@
+"""docker-compose.yml cannot run here: its structure and wiring are checked instead, and its environment
+is fed to the real settings module."""
+
+import json
+import re
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from tests.support import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+SHOP_PROCESSES = ["shop", "worker", "migrate"]
+
+
+def interpolated(value) -> str:
+    """A compose value with ``${VAR:-default}`` taken at its default (nothing set in the shell)."""
+    return re.sub(r"\$\{[A-Z0-9_]+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", str(value))
+
+
+def environment(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: interpolated(value) for key, value in env.items()}
+
+
+def container_ports(service: str) -> dict[int, int]:
+    """{container port: host port} of the service's published ports."""
+    published = {}
+    for port in SERVICES[service].get("ports", []):
+        host, container = str(port).rsplit(":", 1)
+        published[int(container.split("/")[0])] = int(host.rsplit(":", 1)[-1])
+    return published
+
+
+def command(service: str) -> str:
+    value = SERVICES[service].get("command", "")
+    return " ".join(value) if isinstance(value, list) else value
+
+
+def test_the_stack_is_shop_worker_mysql_and_jaeger():
+    assert {"shop", "worker", "mysql", "jaeger"} <= set(SERVICES)
+    assert re.fullmatch(r"mysql:8(\.\d+)*", SERVICES["mysql"]["image"])
+
+
+def test_jaeger_is_a_pinned_v2_all_in_one_publishing_otlp_and_the_ui():
+    assert re.fullmatch(r"(cr\.jaegertracing\.io/)?jaegertracing/jaeger:2\.\d+\.\d+", SERVICES["jaeger"]["image"])
+    assert {4317: 4317, 4318: 4318, 16686: 16686}.items() <= container_ports("jaeger").items()
+    # Jaeger v2's receivers listen on localhost unless told otherwise: unreachable from the shop.
+    assert "receivers.otlp.protocols.grpc.endpoint=0.0.0.0:4317" in command("jaeger")
+
+
+@pytest.mark.parametrize("service", SHOP_PROCESSES)
+def test_shop_processes_export_to_jaeger_on_the_port_of_their_protocol(service):
+    env = environment(service)
+    endpoint = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+
+    assert endpoint.hostname == "jaeger"
+    assert endpoint.port == {"grpc": 4317, "http/protobuf": 4318}[protocol]
+    assert env.get("OTEL_SERVICE_NAME", "mall") == "mall"
+    assert env["OTEL_METRICS_EXPORTER"] == "none"  # Jaeger has no metrics pipeline: exports would fail
+
+
+@pytest.mark.parametrize("service", SHOP_PROCESSES)
+def test_shop_processes_use_the_mysql_service_database(service):
+    database = urlsplit(environment(service)["DATABASE_URL"])
+    mysql = environment("mysql")
+
+    assert database.scheme == "mysql"
+    assert (database.hostname, database.port or 3306) == ("mysql", 3306)
+    assert (database.username, database.password) == (mysql["MYSQL_USER"], mysql["MYSQL_PASSWORD"])
+    assert database.path.lstrip("/") == mysql["MYSQL_DATABASE"]
+    assert SERVICES[service]["depends_on"]
+
+
+def test_the_admin_links_open_the_published_jaeger_ui():
+    ui = urlsplit(environment("shop")["JAEGER_UI_URL"])
+
+    assert ui.hostname == "localhost"
+    assert ui.port == container_ports("jaeger")[16686]
+
+
+def test_the_shop_is_gunicorn_without_preload_and_the_worker_is_qcluster():
+    assert command("shop").startswith("gunicorn") and "mall.wsgi" in command("shop")
+    assert "--preload" not in command("shop")
+    assert environment("shop")["GUNICORN_BIND"] == "0.0.0.0:8000"
+    assert container_ports("shop") == {8000: 8000}
+    assert command("worker").split()[-2:] == ["manage.py", "qcluster"]
+    assert "migrate" in command("migrate")
+    assert SERVICES["shop"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_the_image_holds_every_app_and_the_mysql_driver():
+    assert all(SERVICES[service]["build"] == "." for service in SHOP_PROCESSES)
+    copied = set(re.findall(r"^COPY (?!--from)(.+?) \S+$", DOCKERFILE, flags=re.MULTILINE))
+    copied = {path for line in copied for path in line.split()}
+    assert {"manage.py", "gunicorn.conf.py", "mall", "goods", "inventory", "carts", "orders"} <= copied
+    assert "requirements-mysql.txt" in DOCKERFILE
+
+
+def test_the_settings_accept_the_shop_environment():
+    """The real settings module, given the compose environment: production mode over plain HTTP on MySQL."""
+    probe = (
+        "import json; from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(json.dumps({'debug': s.DEBUG, 'ssl': s.SECURE_SSL_REDIRECT, 'engine': d['ENGINE'], "
+        "'host': d['HOST'], 'name': d['NAME'], 'jaeger': s.JAEGER_UI_URL, 'fail': s.CHECKOUT_FAIL_STEP, "
+        "'hosts': s.ALLOWED_HOSTS}))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "mall.settings", **environment("shop")}
+
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)
+    assert settings["debug"] is False and settings["ssl"] is False
+    assert (settings["engine"], settings["host"], settings["name"]) == ("django.db.backends.mysql", "mysql", "mall")
+    assert settings["jaeger"] == "http://localhost:16686"
+    assert settings["fail"] is None
+    assert "localhost" in settings["hosts"]
+
+
+def test_fault_injection_in_compose_needs_the_explicit_switch():
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "mall.settings", **environment("shop")}
+    env["CHECKOUT_FAIL_STEP"] = "save_order"
+    probe = "from django.conf import settings; print(settings.CHECKOUT_FAIL_STEP)"
+
+    refused = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
+    allowed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env={**env, "MALL_ALLOW_FAULT_INJECTION": "1"},
+        capture_output=True,
+        text=True,
+    )
+
+    assert refused.returncode != 0 and "CHECKOUT_FAIL_STEP" in refused.stderr
+    assert allowed.returncode == 0 and allowed.stdout.strip() == "save_order"
