@@ -13,7 +13,7 @@ class CartItemViewSet(
     """The caller's cart. Other users' lines do not exist for the caller (404)."""
 
     serializer_class = CartItemSerializer
-    lookup_value_converter = "int"
+    lookup_value_converter = "id"
     pagination_class = None
 
     def get_queryset(self):

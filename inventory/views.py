@@ -17,7 +17,7 @@ class StockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     serializer_class = StockSerializer
     permission_classes = [IsStaffOrReadOnly]
-    lookup_value_converter = "int"
+    lookup_value_converter = "id"
     queryset = stock_list()
 
     @extend_schema(request=StockQuantitySerializer, responses=StockSerializer)

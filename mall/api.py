@@ -42,6 +42,53 @@ def exception_handler(exc, context):
     return response
 
 
+class IdConverter:
+    """A database id in a URL: up to 18 digits, so it always fits a 64-bit integer column."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+def bad_request(request, exception=None):
+    """400 raised by Django itself (body over the size limit, too many fields): JSON under /api/."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "bad_request", "detail": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+ERROR_RESPONSES = {
+    "400": "Invalid input or a refused request",
+    "401": "Not authenticated",
+    "403": "Not allowed",
+    "404": "Not found (or not yours)",
+    "409": "Conflict with the shop's state",
+    "429": "Throttled",
+    "503": "Database unavailable; retry",
+}
+
+
+def document_error_responses(result, generator, request, public):
+    """drf-spectacular hook: every operation documents the JSON error shape ``{"code","detail"}``."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = {
+        "type": "object",
+        "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
+        "required": ["code", "detail"],
+        "additionalProperties": True,
+    }
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            for status_code, description in ERROR_RESPONSES.items():
+                operation["responses"].setdefault(status_code, {"description": description, "content": error})
+    return result
+
+
 def not_found(request, exception=None):
     """404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):

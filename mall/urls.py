@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
@@ -8,10 +8,15 @@ from rest_framework.routers import DefaultRouter
 from carts.views import CartItemViewSet
 from goods.views import GoodsViewSet
 from inventory.views import StockViewSet
+from mall.api import IdConverter
 from orders.views import OrderViewSet
+
+# Ids in URLs: digits that fit a 64-bit column (a longer number is a 404, never an overflow).
+register_converter(IdConverter, "id")
 
 # Plain (non-regex) routes, so server spans are named "POST api/orders/", not "...$".
 router = DefaultRouter(use_regex_path=False)
+router.include_format_suffixes = False  # one URL per resource; the format is negotiated by Accept
 router.register("goods", GoodsViewSet, basename="goods")
 router.register("stock", StockViewSet, basename="stock")
 router.register("cart", CartItemViewSet, basename="cart")
@@ -27,5 +32,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
 ]
 
+handler400 = "mall.api.bad_request"
 handler404 = "mall.api.not_found"
 handler500 = "mall.api.server_error"

@@ -19,6 +19,12 @@ class IdempotencyKeyReused(DomainError):
     default_detail = "This Idempotency-Key was used for a different order request."
 
 
+class OrderTooLarge(DomainError):
+    status_code = 400
+    code = "order_too_large"
+    default_detail = "The order total is larger than the shop accepts."
+
+
 class CheckoutFaultInjected(DomainError):
     """Raised by the step named in CHECKOUT_FAIL_STEP (demos of error traces, rollback tests)."""
 

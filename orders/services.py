@@ -24,7 +24,7 @@ from inventory.services import deduct_stock, return_stock
 from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id
 from orders import metrics
-from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending
+from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending, OrderTooLarge
 from orders.models import Order, OrderLine
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ CHECKOUT_STEPS = (
     "delete_shopcart",
     "schedule_timeout",
 )
+_PAY_PRICE_FIELD = Order._meta.get_field("pay_price")
+MAX_PAY_PRICE = Decimal(10) ** (_PAY_PRICE_FIELD.max_digits - _PAY_PRICE_FIELD.decimal_places) - Decimal("0.01")
 _RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: the transaction was rolled back
 
 
@@ -190,11 +192,10 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
                 for item in items
             ]
             pay_price = sum((line.goods_price * line.nums for line in lines), Decimal("0.00"))
+            if pay_price > MAX_PAY_PRICE:
+                raise OrderTooLarge(max_pay_price=str(MAX_PAY_PRICE))
 
         order_no = _new_order_no(user.pk)
-        with _step("query_inv"):
-            deduct_stock(order_no=order_no, quantities={item.goods_id: item.nums for item in items})
-
         with _step("save_order"):
             order = Order.objects.create(
                 order_no=order_no,
@@ -218,6 +219,11 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
 
         with _step("schedule_timeout"):
             schedule_order_timeout(order=order, traceparent=traceparent_of(span))
+
+        # Last, just before the commit: the stock rows of popular goods stay locked only for the
+        # lock, the update and the commit (the contract allows query_inv to run later for this).
+        with _step("query_inv"):
+            deduct_stock(order_no=order_no, quantities={item.goods_id: item.nums for item in items})
     return CheckoutResult(order, created=True)
 
 

@@ -27,7 +27,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     """The caller's orders; other users' orders do not exist for the caller (404)."""
 
     serializer_class = OrderSerializer
-    lookup_value_converter = "int"
+    lookup_value_converter = "id"
 
     def get_queryset(self):
         return orders_of(user=self.request.user)

@@ -56,3 +56,10 @@ def test_goods_filter_by_on_sale_and_search_by_name(client, goods_in_stock):
     assert [g["name"] for g in on_sale] == ["Red Apple", "Banana"]
     assert [g["name"] for g in off_sale] == ["Green Apple"]
     assert [g["name"] for g in apples] == ["Red Apple", "Green Apple"]
+
+
+def test_an_unreadable_on_sale_filter_is_a_400(client, db):
+    response = client.get("/api/goods/", {"on_sale": "perhaps"})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
