@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -68,7 +67,10 @@ def running(args: list[str], *, env: dict[str, str], name: str, log_dir: Path):
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own session: a test may kill the whole process tree (os.killpg) without hitting pytest.
+        process = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield process
         finally:
@@ -127,12 +129,19 @@ def run_concurrently(task: Callable, arguments: list, *, threads: int | None = N
     from django.db import connections
 
     threads = threads or len(arguments)
-    start = threading.Barrier(min(threads, len(arguments)))
+    # The first wave starts together; later arguments start as soon as a thread is free.
+    first_wave = min(threads, len(arguments))
+    arrived = [0]
+    arrivals = threading.Lock()
+    all_ready = threading.Event()
 
     def run(argument):
         try:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                start.wait(timeout=30)
+            with arrivals:
+                arrived[0] += 1
+                if arrived[0] >= first_wave:
+                    all_ready.set()
+            all_ready.wait(timeout=30)
             return task(argument)
         finally:
             connections.close_all()

@@ -1,13 +1,15 @@
 """Checkouts, payments and cancellations racing in real threads (each with its own DB connection)."""
 
-import itertools
+from datetime import timedelta
 
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 
 from inventory.models import Stock, StockMove
-from inventory.selectors import ledger_discrepancies
+from orders.invariants import check_invariants
 from orders.models import Order
+from orders.services import close_unpaid_order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently
 
@@ -16,54 +18,71 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
 
+@pytest.fixture(autouse=True)
+def _no_checkout_throttle(settings):
+    settings.CHECKOUT_THROTTLE_RATE = None  # one user places many orders here
+
+
 def checkout(client, **headers):
     return client.post("/api/orders/", ADDRESS, format="json", **headers)
 
 
-def test_forty_buyers_of_ten_units_get_exactly_ten_orders(client_for):
-    hot = GoodsFactory(stock_quantity=10)
-    buyers = [UserFactory() for _ in range(40)]
-    for buyer in buyers:
+@pytest.mark.parametrize(("buyers", "stock"), [(40, 10), (200, 50)])
+def test_buyers_of_a_hot_item_get_exactly_its_stock(client_for, buyers, stock):
+    hot = GoodsFactory(stock_quantity=stock)
+    clients = []
+    for _ in range(buyers):
+        buyer = UserFactory()
         fill_cart(buyer, (hot, 1))
-    clients = [client_for(buyer) for buyer in buyers]
+        clients.append(client_for(buyer))
 
-    responses = run_concurrently(checkout, clients, threads=40)
+    responses = run_concurrently(checkout, clients, threads=min(buyers, 40))
 
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [201] * 10 + [409] * 30
+    assert statuses == [201] * stock + [409] * (buyers - stock)
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"insufficient_stock"}
-    assert Order.objects.count() == 10
+    assert Order.objects.count() == stock
     assert Stock.objects.get(goods=hot).quantity == 0
-    assert StockMove.objects.filter(kind="sell").aggregate(units=Sum("quantity"))["units"] == 10
-    assert ledger_discrepancies() == []
+    assert StockMove.objects.filter(kind="sell").aggregate(units=Sum("quantity"))["units"] == stock
+    assert check_invariants() == []
 
 
-def test_racing_pay_and_cancel_end_each_order_in_exactly_one_state(client_for):
-    goods = GoodsFactory(stock_quantity=100)
+def test_pay_cancel_and_timeout_racing_on_100_orders_end_each_in_exactly_one_state(client_for):
+    """Fresh orders: pay races cancel. Overdue orders: the timeout close races cancel (pay is refused)."""
+    goods = GoodsFactory(stock_quantity=1000)
     buyer = UserFactory()
     client = client_for(buyer)
     order_ids = []
-    for _ in range(20):
+    for _ in range(100):
         fill_cart(buyer, (goods, 2))
         order_ids.append(checkout(client).json()["id"])
-    attempts = [(order_id, action) for order_id in order_ids for action in ("pay", "cancel", "pay", "cancel")]
+    overdue = set(order_ids[::2])
+    Order.objects.filter(pk__in=overdue).update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    responses = run_concurrently(
-        lambda attempt: (attempt, client_for(buyer).post(f"/api/orders/{attempt[0]}/{attempt[1]}/")),
-        attempts,
-        threads=16,
-    )
+    def attempt(job):
+        order_id, action = job
+        if action == "close":
+            return close_unpaid_order(order=Order.objects.get(pk=order_id)) == "closed"
+        return client_for(buyer).post(f"/api/orders/{order_id}/{action}/").status_code == 200
 
-    assert all(r.status_code in (200, 409) for _, r in responses)
-    for order_id, group in itertools.groupby(sorted(responses, key=lambda x: x[0][0]), key=lambda x: x[0][0]):
-        winners = [(attempt[1], r) for attempt, r in group if r.status_code == 200]
-        assert len(winners) == 1, f"order {order_id}: {len(winners)} winners"
-        expected = {"pay": "paid", "cancel": "cancelled"}[winners[0][0]]
-        assert Order.objects.get(pk=order_id).status == expected
-    cancelled = Order.objects.filter(status="cancelled").count()
-    assert StockMove.objects.filter(kind="return").count() == cancelled
-    assert Stock.objects.get(goods=goods).quantity == 100 - 2 * (20 - cancelled)
-    assert ledger_discrepancies() == []
+    jobs = [(order_id, action) for order_id in order_ids for action in ("pay", "cancel", "close", "pay", "cancel")]
+    won = run_concurrently(attempt, jobs, threads=16)
+
+    winners = {}
+    for (order_id, action), success in zip(jobs, won, strict=True):
+        if success:
+            winners.setdefault(order_id, []).append(action)
+    final = dict(Order.objects.values_list("pk", "status"))
+    for order_id in order_ids:
+        assert len(winners.get(order_id, [])) == 1, f"order {order_id}: winners {winners.get(order_id)}"
+        expected = {"pay": "paid", "cancel": "cancelled", "close": "closed"}[winners[order_id][0]]
+        assert final[order_id] == expected
+        assert (final[order_id] == "paid") <= (order_id not in overdue)
+        assert (final[order_id] == "closed") <= (order_id in overdue)
+    ended = sum(status in ("cancelled", "closed") for status in final.values())
+    assert StockMove.objects.filter(kind="return").count() == ended
+    assert Stock.objects.get(goods=goods).quantity == 1000 - 2 * (100 - ended)
+    assert check_invariants() == []
 
 
 def test_a_storm_of_retries_with_one_idempotency_key_places_one_order(client_for):
@@ -104,4 +123,4 @@ def test_cart_edits_racing_checkouts_never_half_order(client_for):
         sold = dict(StockMove.objects.filter(order_no=order.order_no, kind="sell").values_list("goods_id", "quantity"))
         assert sold == {line.goods_id: line.nums for line in order.lines.all()}
         assert order.pay_price == sum(line.goods_price * line.nums for line in order.lines.all())
-    assert ledger_discrepancies() == []
+    assert check_invariants() == []
