@@ -2,36 +2,60 @@
 
 from collections.abc import Mapping
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from inventory.errors import InsufficientStock
 from inventory.models import Stock, StockMove
 
 
-def _locked_stock(goods_ids) -> list[Stock]:
-    # One locking read in goods-id order: concurrent checkouts take row locks in the same
-    # order, so they queue instead of deadlocking.
-    return list(Stock.objects.select_for_update().filter(goods_id__in=goods_ids).order_by("goods_id"))
+def _locked_quantities(goods_ids) -> dict[int, int]:
+    """Lock the stock rows of ``goods_ids``; their quantities (goods without a stock row are missing).
+
+    One locking read in goods-id order: concurrent checkouts take row locks in the same order, so
+    they queue instead of deadlocking.
+    """
+    rows = Stock.objects.select_for_update().filter(goods_id__in=goods_ids).order_by("goods_id")
+    return dict(rows.values_list("goods_id", "quantity"))
+
+
+def _add_to_stock(deltas: Mapping[int, int]) -> None:
+    """quantity += delta for each goods id, in one relative UPDATE.
+
+    Written by hand: the ORM's ``bulk_update``, or ``update()`` with a ``Case``, costs ~1 ms to build
+    (the profile's most expensive statement of the checkout, docs/PERFORMANCE.md); this one ~0.05 ms.
+    Only identifiers from the model's metadata are put into the text, quoted by the backend; every
+    value is a bound parameter. The database's non-negative CHECK constraint still guards the result.
+    """
+    quote = connection.ops.quote_name
+    table = quote(Stock._meta.db_table)
+    goods = quote(Stock._meta.pk.column)
+    quantity = quote(Stock._meta.get_field("quantity").column)
+    cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
+    placeholders = ", ".join(["%s"] * len(deltas))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {quantity} = {quantity} + CASE {goods} {cases} END WHERE {goods} IN ({placeholders})",
+            [value for goods_id, delta in deltas.items() for value in (goods_id, delta)] + list(deltas),
+        )
 
 
 def deduct_stock(*, order_no: str, quantities: Mapping[int, int]) -> None:
     """Take ``quantities`` (goods id → units) for an order, all or nothing.
 
-    Three statements whatever the number of lines: lock, bulk update, ledger insert.
-    Must run inside the caller's transaction (the locks are held until it commits).
+    Three statements whatever the number of lines: ledger insert, lock, relative update. The ledger
+    row goes first so that the stock rows stay locked only for the lock, the update and the
+    caller's commit (call it last in the transaction: hot goods queue on that lock). Must run
+    inside the caller's transaction; a shortage raises and the caller's rollback undoes it all.
     """
-    stocks = _locked_stock(quantities.keys())
-    available = {stock.goods_id: stock.quantity for stock in stocks}
-    short = sorted(goods_id for goods_id, units in quantities.items() if available.get(goods_id, 0) < units)
-    if short:
-        raise InsufficientStock(goods=short)
-    for stock in stocks:
-        stock.quantity -= quantities[stock.goods_id]
-    Stock.objects.bulk_update(stocks, ["quantity"])
     StockMove.objects.bulk_create(
         StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.SELL, quantity=units)
         for goods_id, units in quantities.items()
     )
+    available = _locked_quantities(quantities.keys())
+    short = sorted(goods_id for goods_id, units in quantities.items() if available.get(goods_id, 0) < units)
+    if short:
+        raise InsufficientStock(goods=short)
+    _add_to_stock({goods_id: -units for goods_id, units in quantities.items()})
 
 
 def return_stock(*, order_no: str, quantities: Mapping[int, int]) -> int:
@@ -41,17 +65,15 @@ def return_stock(*, order_no: str, quantities: Mapping[int, int]) -> int:
     conditional update is what makes the return happen once, and the ledger's unique
     (order_no, goods, kind) constraint refuses a second return should a caller ever try.
     """
-    stocks = _locked_stock(quantities.keys())
-    for stock in stocks:
-        stock.quantity += quantities[stock.goods_id]
-    Stock.objects.bulk_update(stocks, ["quantity"])
+    returned = {goods_id: quantities[goods_id] for goods_id in _locked_quantities(quantities.keys())}
+    if not returned:
+        return 0
+    _add_to_stock(returned)
     StockMove.objects.bulk_create(
-        StockMove(
-            goods_id=stock.goods_id, order_no=order_no, kind=StockMove.Kind.RETURN, quantity=quantities[stock.goods_id]
-        )
-        for stock in stocks
+        StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.RETURN, quantity=units)
+        for goods_id, units in returned.items()
     )
-    return sum(quantities[stock.goods_id] for stock in stocks)
+    return sum(returned.values())
 
 
 @transaction.atomic

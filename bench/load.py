@@ -1,0 +1,98 @@
+"""Concurrent HTTP clients: each a thread with its own session, user and token, running checkout cycles.
+
+A cycle is what a customer does: put a goods in the cart (POST /api/cart/), then check out (POST
+/api/orders/). Throughput counts completed cycles per second of wall time; latency is the checkout
+request's alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+
+from bench.statements import CHECKOUT_BODY
+
+
+@dataclass(frozen=True)
+class Buyer:
+    token: str
+    goods_id: int  # what this client buys in this batch
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    cycles: int
+    seconds: float
+    latencies: tuple[float, ...]  # seconds, of the successful checkout requests
+    failures: dict[str, int]
+
+    @property
+    def per_second(self) -> float:
+        return self.cycles / self.seconds if self.seconds else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run_batch(base_url: str, buyers: list[Buyer], *, cycles: int, timeout: float = 60) -> BatchResult:
+    """``cycles`` checkout cycles shared by the buyers (one thread each), released together."""
+    remaining = [cycles]
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    start = threading.Barrier(len(buyers) + 1)
+
+    def take() -> bool:
+        with lock:
+            if remaining[0] <= 0:
+                return False
+            remaining[0] -= 1
+            return True
+
+    def fail(what: str) -> None:
+        with lock:
+            failures[what] = failures.get(what, 0) + 1
+
+    def client(buyer: Buyer) -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {buyer.token}"
+        cart = {"goods": buyer.goods_id, "nums": 1}
+        mine = []
+        try:
+            start.wait()
+            while take():
+                try:
+                    added = session.post(f"{base_url}/api/cart/", json=cart, timeout=timeout)
+                    if added.status_code != 201:
+                        fail(f"cart {added.status_code}")
+                        continue
+                    began = time.perf_counter()
+                    placed = session.post(f"{base_url}/api/orders/", json=CHECKOUT_BODY, timeout=timeout)
+                    took = time.perf_counter() - began
+                except requests.RequestException as exc:
+                    fail(type(exc).__name__)
+                    continue
+                if placed.status_code == 201:
+                    mine.append(took)
+                else:
+                    fail(f"checkout {placed.status_code} {placed.text[:80]}")
+        finally:
+            session.close()
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(buyer,), daemon=True) for buyer in buyers]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    return BatchResult(cycles=len(latencies), seconds=seconds, latencies=tuple(latencies), failures=failures)

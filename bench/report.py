@@ -1,0 +1,244 @@
+"""The bench's output: ratios first, absolute figures second, as text and as Markdown tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from importlib.metadata import version
+
+TARGET_TEXT = {
+    "tracing": "≥ 0.90",
+    "hot": "≥ 0.90",
+    "floor": "≥ 0.35",
+    "statements": "equal, ≤ 12",
+    "sweep": "≥ 500 orders/s",
+    "rss_growth": "< 5 %",
+}
+
+
+def statement_line(counts) -> str:
+    """e.g. "1/10/50 lines: create_order 11/11/11 (2 of them BEGIN/COMMIT), POST /api/orders/ 13/13/13 (2)"."""
+    lines = "/".join(str(count.lines) for count in counts)
+    service = "/".join(str(count.service) for count in counts)
+    request = "/".join(str(count.request) for count in counts)
+    control = max(count.service_control for count in counts)
+    request_control = max(count.request_control for count in counts)
+    return (
+        f"{lines} lines: create_order {service} ({control} of them BEGIN/COMMIT), "
+        f"POST /api/orders/ {request} ({request_control})"
+    )
+
+
+def lock_hold_line(hold) -> str:
+    if hold.median_ms != hold.median_ms:  # NaN
+        return "n/a on SQLite (BEGIN IMMEDIATE locks the database, not rows)"
+    return (
+        f"median {hold.median_ms:.2f} ms, p90 {hold.p90_ms:.2f} ms (lock → commit; {hold.checkouts} checkouts, "
+        f"{hold.cpu_ms:.1f} ms CPU per create_order)"
+    )
+
+
+def _fmt_range(summary, digits: int = 2) -> str:
+    if summary is None:
+        return "n/a"
+    median, low, high = summary
+    return f"{median:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
+    """(figure, value, target, verdict) rows."""
+    from bench.run import TARGETS, ratio_summary
+
+    def per_second(name):
+        return results.configs[name].per_second if name in results.configs else []
+
+    rows = []
+    tracing = ratio_summary(per_second("tracing on distinct"), per_second("tracing off distinct"))
+    rows.append(
+        (
+            "tracing on ÷ off (throughput)",
+            _fmt_range(tracing),
+            TARGET_TEXT["tracing"],
+            _verdict(None if tracing is None else tracing[0] >= TARGETS["tracing"]),
+        )
+    )
+    hot = ratio_summary(per_second("tracing on hot"), per_second("tracing on distinct"))
+    rows.append(
+        (
+            "hot item ÷ distinct items",
+            _fmt_range(hot),
+            TARGET_TEXT["hot"],
+            _verdict(None if hot is None else hot[0] >= TARGETS["hot"]),
+        )
+    )
+    floor = ratio_summary(per_second("tracing on distinct"), per_second("floor"))
+    rows.append(
+        (
+            "shop (tracing on) ÷ raw-driver floor",
+            _fmt_range(floor),
+            TARGET_TEXT["floor"],
+            _verdict(None if floor is None else floor[0] >= TARGETS["floor"]),
+        )
+    )
+    floor_off = ratio_summary(per_second("tracing off distinct"), per_second("floor"))
+    rows.append(("shop (tracing off) ÷ raw-driver floor", _fmt_range(floor_off), "(for reference)", ""))
+    if results.statement_counts:
+        counts = results.statement_counts
+        equal = len({c.service for c in counts}) == 1 and len({c.request for c in counts}) == 1
+        small = max(c.service for c in counts) <= TARGETS["statements"]
+        verdict = _verdict(equal and small)
+        rows.append(("SQL statements per checkout", statement_line(counts), TARGET_TEXT["statements"], verdict))
+    for sweep in results.sweeps:
+        rows.append(
+            (
+                f"timeout sweep, {sweep.broker} broker",
+                f"{sweep.per_second:.0f} orders/s",
+                TARGET_TEXT["sweep"],
+                _verdict(sweep.per_second >= TARGETS["sweep"] and sweep.stock_returned),
+            )
+        )
+    growth = rss_growth(results)
+    if growth is not None:
+        rows.append(
+            (
+                f"worker RSS growth, checkouts {2 * args.memory_checkouts}→{3 * args.memory_checkouts}",
+                f"{growth * 100:.1f} %",
+                TARGET_TEXT["rss_growth"],
+                _verdict(growth < TARGETS["rss_growth"]),
+            )
+        )
+    return rows
+
+
+def rss_growth(results) -> float | None:
+    """The largest growth of a worker's RSS between the 2nd and 3rd memory step."""
+    if len(results.memory) < 3 or len(results.memory[1]) != len(results.memory[2]):
+        return None
+    pairs = zip(results.memory[1], results.memory[2], strict=True)
+    return max((third[0] - second[0]) / second[0] for second, third in pairs)
+
+
+def absolute_rows(args, results) -> list[tuple[str, str]]:
+    rows = []
+    for name, samples in results.configs.items():
+        rounds = ", ".join(f"{value:.1f}" for value in samples.per_second)
+        line = f"{statistics.median(samples.per_second):.1f} cycles/s (rounds: {rounds})"
+        if samples.p50:
+            line += (
+                f"; checkout p50 {statistics.median(samples.p50) * 1000:.1f} ms,"
+                f" p99 {statistics.median(samples.p99) * 1000:.1f} ms"
+            )
+        if samples.failures:
+            line += f"; failures {samples.failures}"
+        rows.append((name, line))
+    if results.lock_hold is not None:
+        rows.append(("stock row lock held per checkout (in-process)", lock_hold_line(results.lock_hold)))
+    if results.spans_per_cycle:
+        spans = ", ".join(f"{value:.1f}" for value in results.spans_per_cycle)
+        rows.append(("spans received per cycle (tracing on)", spans))
+    if results.floor_statements:
+        rows.append(("floor: statements per cycle (cart + checkout)", str(results.floor_statements)))
+    for sweep in results.sweeps:
+        rows.append(
+            (
+                f"timeout sweep, {sweep.broker} broker",
+                f"{sweep.closed} of {sweep.orders} closed by {sweep.tasks} sweep task(s) in {sweep.seconds:.2f} s; "
+                f"stock and ledger returned: {sweep.stock_returned}",
+            )
+        )
+    for step, workers in enumerate(results.memory, start=1):
+        memory = "; ".join(f"RSS {now / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB" for now, peak in workers)
+        rows.append((f"gunicorn workers after {step * args.memory_checkouts} checkouts", memory))
+    rows.append(("bench run time", f"{results.seconds:.0f} s"))
+    return rows
+
+
+def machine(args) -> list[tuple[str, str]]:
+    cpu, memory = "?", "?"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+        with open("/proc/meminfo") as meminfo:
+            kib = next(line.split()[1] for line in meminfo if line.startswith("MemTotal"))
+        memory = f"{int(kib) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    rows = [
+        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
+        ("memory", memory),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", platform.python_version()),
+        (
+            "packages",
+            ", ".join(
+                f"{name} {version(name)}"
+                for name in ("Django", "djangorestframework", "gunicorn", "opentelemetry-sdk", "django-q2")
+            ),
+        ),
+        ("database", database_version()),
+    ]
+    if "sweep" not in args.skip and "redis" not in args.skip:
+        rows.append(("Redis", redis_version(args.redis_url)))
+    rows.append(("load average at the end", ", ".join(f"{value:.2f}" for value in os.getloadavg())))
+    rows.append(
+        (
+            "shop",
+            f"gunicorn {args.workers} workers × {args.threads} threads; {args.clients} clients; "
+            f"{args.rounds} rounds × {args.cycles} cycles per batch; OTLP {args.otlp_protocol}",
+        )
+    )
+    if args.traced_env:
+        rows.append(("extra environment of the traced shop", ", ".join(args.traced_env)))
+    return rows
+
+
+def database_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("select sqlite_version()")
+            return f"SQLite {cursor.fetchone()[0]}"
+        cursor.execute("select version()")
+        return f"MariaDB/MySQL {cursor.fetchone()[0]}"
+
+
+def redis_version(url: str) -> str:
+    try:
+        import redis
+
+        return str(redis.from_url(url).info("server")["redis_version"])
+    except Exception as exc:  # only a label in the report
+        return f"? ({exc})"
+
+
+def text(args, results, machine_rows, command: str) -> str:
+    out = ["== ratios (median of the per-round ratios, range in parentheses) =="]
+    for figure, value, target, verdict in ratio_rows(args, results):
+        out.append(f"{figure:<46} {value:<34} target {target:<16} {verdict}")
+    out.append("")
+    out.append("== absolute figures ==")
+    for figure, value in absolute_rows(args, results):
+        out.append(f"{figure:<46} {value}")
+    out.append("")
+    out.append("== machine ==")
+    for figure, value in machine_rows:
+        out.append(f"{figure:<46} {value}")
+    out.append(f"{'command':<46} {command}")
+    return "\n".join(out)
+
+
+def markdown(args, results, machine_rows, command: str) -> str:
+    out = ["| ratio | value (median, range) | target | |", "| --- | --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in ratio_rows(args, results)]
+    out += ["", "| absolute | value |", "| --- | --- |"]
+    out += [f"| {a} | {b} |" for a, b in absolute_rows(args, results)]
+    out += ["", "| machine | |", "| --- | --- |"]
+    out += [f"| {a} | {b} |" for a, b in machine_rows]
+    out.append(f"| command | `{command}` |")
+    return "\n".join(out) + "\n"
