@@ -3,7 +3,8 @@ from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
-from rest_framework.routers import DefaultRouter
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from carts.views import CartItemViewSet
 from goods.views import GoodsViewSet
@@ -17,6 +18,15 @@ register_converter(IdConverter, "id")
 # Plain (non-regex) routes, so server spans are named "POST api/orders/", not "...$".
 router = DefaultRouter(use_regex_path=False)
 router.include_format_suffixes = False  # one URL per resource; the format is negotiated by Accept
+
+
+class ShopAPIRootView(APIRootView):
+    """The shop's API: goods and stock are public; cart and orders need a login or a token."""
+
+    permission_classes = [AllowAny]
+
+
+router.APIRootView = ShopAPIRootView
 router.register("goods", GoodsViewSet, basename="goods")
 router.register("stock", StockViewSet, basename="stock")
 router.register("cart", CartItemViewSet, basename="cart")

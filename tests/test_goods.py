@@ -63,3 +63,10 @@ def test_an_unreadable_on_sale_filter_is_a_400(client, db):
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+
+
+def test_the_api_root_is_open_to_visitors(client, db):
+    response = client.get("/api/")
+
+    assert response.status_code == 200
+    assert set(response.json()) == {"goods", "stock", "cart", "orders"}
