@@ -22,8 +22,3 @@ def ledger_discrepancies() -> list[dict]:
         for goods_id, quantity in Stock.objects.values_list("goods_id", "quantity")
         if ledger.get(goods_id, 0) != quantity
     ]
-
-
-def moved_units(*, order_no: str, kind: str) -> dict[int, int]:
-    """goods id → units moved for an order by one kind of move."""
-    return dict(StockMove.objects.filter(order_no=order_no, kind=kind).values_list("goods_id", "quantity"))
