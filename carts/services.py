@@ -7,8 +7,10 @@ from django.db.models import F
 from carts.errors import CartFull, CartLineTooLarge
 from carts.models import CartItem
 from goods.selectors import goods_for_sale
+from mall.db import retry_on_lock_conflict
 
 
+@retry_on_lock_conflict
 def add_to_cart(*, user, goods_id: int, nums: int, checked: bool = True) -> CartItem:
     """Put ``nums`` units of a goods in the cart, adding to the line of that goods if there is one."""
     goods = goods_for_sale(goods_id=goods_id)
@@ -30,6 +32,7 @@ def add_to_cart(*, user, goods_id: int, nums: int, checked: bool = True) -> Cart
     raise CartLineTooLarge()  # pragma: no cover - two lost races in a row cannot happen with a unique line
 
 
+@retry_on_lock_conflict
 def update_cart_item(*, item: CartItem, nums: int | None = None, checked: bool | None = None) -> CartItem:
     fields = {}
     if nums is not None:
@@ -42,6 +45,7 @@ def update_cart_item(*, item: CartItem, nums: int | None = None, checked: bool |
     return item
 
 
+@retry_on_lock_conflict
 def delete_cart_item(*, item: CartItem) -> None:
     item.delete()
 

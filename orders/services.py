@@ -21,6 +21,7 @@ from carts.selectors import checked_items_for_checkout
 from carts.services import delete_ordered_items
 from goods.selectors import goods_for_sale_by_id
 from inventory.services import deduct_stock, return_stock
+from mall.db import is_transient_lock_error
 from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id
 from orders import metrics
@@ -41,7 +42,6 @@ CHECKOUT_STEPS = (
 )
 _PAY_PRICE_FIELD = Order._meta.get_field("pay_price")
 MAX_PAY_PRICE = Decimal(10) ** (_PAY_PRICE_FIELD.max_digits - _PAY_PRICE_FIELD.decimal_places) - Decimal("0.01")
-_RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: the transaction was rolled back
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,6 @@ def _order_for_key(*, user, idempotency_key: str, fingerprint: str) -> Order | N
     if order is not None and order.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused()
     return order
-
-
-def _is_retryable(exc: OperationalError) -> bool:
-    code = exc.args[0] if exc.args else None
-    return code in _RETRYABLE_MYSQL_ERRORS or "database is locked" in str(exc)
 
 
 def create_order(
@@ -135,7 +130,7 @@ def create_order(
                     if attempt == settings.CHECKOUT_MAX_ATTEMPTS:
                         raise
                 except OperationalError as exc:
-                    if not _is_retryable(exc) or attempt == settings.CHECKOUT_MAX_ATTEMPTS:
+                    if not is_transient_lock_error(exc) or attempt == settings.CHECKOUT_MAX_ATTEMPTS:
                         raise
                     span.add_event("retry", {"attempt": attempt, "reason": str(exc)[:200]})
             outcome = "placed" if result.created else "replayed"
