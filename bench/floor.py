@@ -64,17 +64,11 @@ def statement_name(sql: str) -> str:
         ("INSERT", "inventory_stockmove"): "stock_ledger",
         ("INSERT", "orders_order"): "order_insert",
         ("INSERT", "orders_orderline"): "order_lines_insert",
-        ("SELECT", "orders_orderline"): "order_lines",
         ("INSERT", "django_q_schedule"): "schedule_insert",
     }
     name = names.get((verb, table))
     if (verb, table) == ("SELECT", "carts_cartitem"):
-        if "COUNT(" in sql.upper():
-            name = "cart_count"
-        elif "checked" in where:
-            name = "cart_checked_locked"
-        elif "goods_id" in where:
-            name = "cart_line_locked"
+        name = "cart_checked_locked" if "checked" in where else "cart_lines_locked"
     if name is None:
         raise UnknownStatement(sql)
     return name
@@ -111,8 +105,7 @@ PARAMS = {
     "begin": lambda s: (),
     "token": lambda s: (s.token,),
     "goods_by_id": lambda s: (s.goods_id,),
-    "cart_line_locked": lambda s: (s.goods_id, s.user_id),
-    "cart_count": lambda s: (s.user_id,),
+    "cart_lines_locked": lambda s: (s.user_id,),
     "cart_insert": lambda s: (s.user_id, s.goods_id, 1, True, s.now, s.now),
     "cart_checked_locked": lambda s: (True, s.user_id),
     "goods_for_sale": lambda s: (True, *set(_ids(s))),
@@ -127,7 +120,6 @@ PARAMS = {
     ),
     "cart_delete": lambda s: tuple(s.cart_ids),
     "schedule_insert": lambda s: _schedule_insert(s),
-    "order_lines": lambda s: (s.order_id,),
 }
 
 

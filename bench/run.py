@@ -125,6 +125,9 @@ def tracing_on(env: dict[str, str], endpoint: str, protocol: str, extra: list[st
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        # Under load the processor exports whenever 512 spans are queued; its idle flush (5 s by default)
+        # only decides how soon a batch's tail arrives, which the bench waits for between batches.
+        "OTEL_BSP_SCHEDULE_DELAY": "1000",
         **dict(item.split("=", 1) for item in extra),  # experiments override the above
     }
 
@@ -244,9 +247,9 @@ def _report_batch(label: str, result) -> None:
     )
 
 
-def _settle(sink, expected: float, *, timeout: float = 7.0) -> None:
-    """Wait until the traced server exported what it buffered (BatchSpanProcessor flushes every 5 s), so its
-    export work does not run during the next configuration's batch."""
+def _settle(sink, expected: float, *, timeout: float = 3.0) -> None:
+    """Wait until the traced server exported what it buffered (its BatchSpanProcessor flushes every second
+    here), so its export work does not run during the next configuration's batch."""
     deadline = time.monotonic() + timeout
     while sink.spans < expected and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -274,7 +277,7 @@ def measure_rounds(args, env, sink, seed_data, results, plan, fingerprint) -> No
                 gunicorn(env=server_env, workers=args.workers, threads=args.threads, log_path=log)
             )
             warmed[name] = run_batch(urls[name], buyers_of(seed_data, hot=False), cycles=args.warmup).cycles
-        _settle(sink, float("inf"), timeout=6.0)  # the warm-up's spans, to learn how many a cycle makes
+        _settle(sink, float("inf"), timeout=2.5)  # the warm-up's spans, to learn how many a cycle makes
         spans_per_cycle = sink.spans / max(warmed["on"], 1)
         traced_cycles, traced_spans_before = 0, sink.spans
         for number in range(args.rounds):

@@ -1,17 +1,16 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from carts.models import CartItem
 
+class CartItemSerializer(serializers.Serializer):
+    """A cart line with its goods' name and price (declared fields: see orders/serializers.py)."""
 
-class CartItemSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(read_only=True)
+    goods = serializers.IntegerField(source="goods_id", read_only=True)
     goods_name = serializers.CharField(source="goods.name", read_only=True)
     price = serializers.DecimalField(source="goods.price", max_digits=12, decimal_places=2, read_only=True)
-
-    class Meta:
-        model = CartItem
-        fields = ["id", "goods", "goods_name", "price", "nums", "checked"]
-        read_only_fields = fields
+    nums = serializers.IntegerField(read_only=True)
+    checked = serializers.BooleanField(read_only=True)
 
 
 class CartItemCreateSerializer(serializers.Serializer):

@@ -2,7 +2,6 @@
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from carts.errors import CartFull, CartLineTooLarge
 from carts.models import CartItem
@@ -12,20 +11,27 @@ from mall.db import retry_on_lock_conflict
 
 @retry_on_lock_conflict
 def add_to_cart(*, user, goods_id: int, nums: int, checked: bool = True) -> CartItem:
-    """Put ``nums`` units of a goods in the cart, adding to the line of that goods if there is one."""
+    """Put ``nums`` units of a goods in the cart, adding to the line of that goods if there is one.
+
+    Three statements: the goods, the user's lines (locked: adds, edits and checkouts of one user
+    queue; it gives both the line to add to and the line count), then one insert or update.
+    """
     goods = goods_for_sale(goods_id=goods_id)
     for _ in range(2):  # a concurrent first add of the same goods wins the insert; then we add to it
         try:
             with transaction.atomic():
-                item = CartItem.objects.select_for_update().filter(user=user, goods=goods).first()
+                lines = list(CartItem.objects.select_for_update().filter(user=user))
+                item = next((line for line in lines if line.goods_id == goods.pk), None)
                 if item is None:
-                    if CartItem.objects.filter(user=user).count() >= settings.MAX_CART_LINES:
+                    if len(lines) >= settings.MAX_CART_LINES:
                         raise CartFull()
                     return CartItem.objects.create(user=user, goods=goods, nums=nums, checked=checked)
                 if item.nums + nums > settings.MAX_CART_LINE_NUMS:
                     raise CartLineTooLarge(max_nums=settings.MAX_CART_LINE_NUMS)
-                CartItem.objects.filter(pk=item.pk).update(nums=F("nums") + nums, checked=checked)
-                item.refresh_from_db()
+                item.nums += nums  # the row is locked: nobody else changes it before the commit
+                item.checked = checked
+                item.goods = goods
+                item.save(update_fields=["nums", "checked", "updated_at"])
                 return item
         except IntegrityError:
             continue

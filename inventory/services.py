@@ -65,15 +65,37 @@ def return_stock(*, order_no: str, quantities: Mapping[int, int]) -> int:
     conditional update is what makes the return happen once, and the ledger's unique
     (order_no, goods, kind) constraint refuses a second return should a caller ever try.
     """
-    returned = {goods_id: quantities[goods_id] for goods_id in _locked_quantities(quantities.keys())}
-    if not returned:
+    return return_stock_of_orders(quantities_by_order={order_no: quantities})
+
+
+def return_stock_of_orders(*, quantities_by_order: Mapping[str, Mapping[int, int]]) -> int:
+    """Give the units of several orders back (order no → goods id → units); returns the units returned.
+
+    Three statements whatever the number of orders and lines: one locking read of the stock rows of
+    every goods involved (goods-id order, as the checkout), one relative update with the units summed
+    per goods, one ledger insert of a return row per order and goods. Goods without a stock row are
+    left out. Same rules as ``return_stock``: call it in the transaction that moved exactly these
+    orders out of ``pending``; a second return of any (order, goods) is refused by the ledger's unique
+    constraint (IntegrityError), and the caller's rollback undoes the whole batch.
+    """
+    goods_ids = {goods_id for quantities in quantities_by_order.values() for goods_id in quantities}
+    if not goods_ids:
         return 0
-    _add_to_stock(returned)
-    StockMove.objects.bulk_create(
+    stocked = _locked_quantities(goods_ids).keys()
+    moves = [
         StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.RETURN, quantity=units)
-        for goods_id, units in returned.items()
-    )
-    return sum(returned.values())
+        for order_no, quantities in quantities_by_order.items()
+        for goods_id, units in quantities.items()
+        if goods_id in stocked
+    ]
+    if not moves:
+        return 0
+    deltas: dict[int, int] = {}
+    for move in moves:
+        deltas[move.goods_id] = deltas.get(move.goods_id, 0) + move.quantity
+    _add_to_stock(deltas)
+    StockMove.objects.bulk_create(moves)
+    return sum(deltas.values())
 
 
 @transaction.atomic

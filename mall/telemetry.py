@@ -51,8 +51,12 @@ class DropOrphanDbSpans(Sampler):
         self._delegate = delegate
 
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if not parent.is_valid and kind is SpanKind.CLIENT and name.upper() in _SQL_VERBS:
+        # Cheapest tests first: this runs for every span of every request.
+        if (
+            kind is SpanKind.CLIENT
+            and name.upper() in _SQL_VERBS
+            and not trace.get_current_span(parent_context).get_span_context().is_valid
+        ):
             return SamplingResult(Decision.DROP)
         return self._delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 

@@ -1,5 +1,6 @@
 """Reads of orders."""
 
+from collections.abc import Collection
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -12,10 +13,9 @@ def orders_of(*, user) -> QuerySet[Order]:
     return Order.objects.filter(user=user).prefetch_related("lines").order_by("-id")
 
 
-def overdue_order_ids(*, now: datetime, limit: int) -> list[int]:
-    """Pending orders past their deadline (index order_status_deadline)."""
-    return list(
-        Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now)
-        .order_by("expires_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+def overdue_order_ids(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[int]:
+    """Pending orders past their deadline, oldest deadline first (index order_status_deadline), not in ``exclude``."""
+    overdue = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now)
+    if exclude:
+        overdue = overdue.exclude(pk__in=list(exclude))
+    return list(overdue.order_by("expires_at", "id").values_list("pk", flat=True)[:limit])

@@ -5,13 +5,15 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -20,8 +22,8 @@ from carts.errors import CartEmpty
 from carts.selectors import checked_items_for_checkout
 from carts.services import delete_ordered_items
 from goods.selectors import goods_for_sale_by_id
-from inventory.services import deduct_stock, return_stock
-from mall.db import is_transient_lock_error
+from inventory.services import deduct_stock, return_stock, return_stock_of_orders
+from mall.db import is_transient_lock_error, retry_on_lock_conflict
 from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id
 from orders import metrics
@@ -48,6 +50,7 @@ MAX_PAY_PRICE = Decimal(10) ** (_PAY_PRICE_FIELD.max_digits - _PAY_PRICE_FIELD.d
 class CheckoutResult:
     order: Order
     created: bool  # False: an earlier request with the same Idempotency-Key made this order
+    lines: list[OrderLine] | None = None  # the lines just saved (None for a replay): no need to read them back
 
 
 @contextmanager
@@ -219,7 +222,7 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
         # lock, the update and the commit (the contract allows query_inv to run later for this).
         with _step("query_inv"):
             deduct_stock(order_no=order_no, quantities={item.goods_id: item.nums for item in items})
-    return CheckoutResult(order, created=True)
+    return CheckoutResult(order, created=True, lines=lines)
 
 
 def traceparent_of(span: trace.Span) -> str:
@@ -318,3 +321,59 @@ def close_unpaid_order(*, order: Order, now: datetime | None = None) -> str:
         return "closed"
     status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
     return _SKIPPED[status]
+
+
+class ClosedOrder(NamedTuple):
+    """An order closed by ``close_overdue_batch``, with its create_order span (hex ids; empty if untraced)."""
+
+    id: int
+    order_no: str
+    trace_id: str
+    span_id: str
+
+
+@retry_on_lock_conflict
+def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[ClosedOrder]:
+    """Close up to ``limit`` orders still pending past their deadline at ``now``, in ONE transaction.
+
+    Six statements and one commit whatever the batch size: lock the batch (oldest deadline first,
+    index order_status_deadline; with SKIP LOCKED where the database has it, so orders a pay, cancel
+    or per-order close holds right now are passed over, not waited for), mark exactly those orders
+    closed, read their lines, and return their stock (one lock of the goods' stock rows, one relative
+    update, one ledger insert: ``return_stock_of_orders``). Orders in ``exclude`` are not taken.
+
+    Returns the orders closed, oldest deadline first (empty: nothing left to close). Any error rolls
+    the whole batch back, nothing closed and no stock moved: the caller may close those orders one by
+    one (``close_unpaid_order``) to pass over a broken one. Deadlocks and lock waits are retried.
+    """
+    with transaction.atomic():
+        overdue = Order.objects.select_for_update(
+            skip_locked=connection.features.has_select_for_update_skip_locked
+        ).filter(status=Order.Status.PENDING, expires_at__lte=now)
+        if exclude:
+            overdue = overdue.exclude(pk__in=list(exclude))
+        batch = [
+            ClosedOrder(*row)
+            for row in overdue.order_by("expires_at", "id").values_list("id", "order_no", "trace_id", "span_id")[:limit]
+        ]
+        if not batch:
+            return []
+        ids = [order.id for order in batch]
+        updated = Order.objects.filter(pk__in=ids, status=Order.Status.PENDING).update(
+            status=Order.Status.CLOSED, ended_at=now, updated_at=now
+        )
+        if updated != len(batch):
+            # Cannot happen while the batch holds its rows (locked, or SQLite's single writer); should it
+            # ever, which orders changed is unknown: roll back rather than return the stock of an order
+            # that someone else ended. The caller closes them one by one.
+            raise RuntimeError(f"closing overdue orders: {updated} of {len(batch)} locked orders were still pending")
+        order_no_of = {order.id: order.order_no for order in batch}
+        quantities_by_order: dict[str, dict[int, int]] = {order.order_no: {} for order in batch}
+        lines = OrderLine.objects.filter(order_id__in=ids).order_by().values_list("order_id", "goods_id", "nums")
+        for order_id, goods_id, nums in lines:
+            quantities_by_order[order_no_of[order_id]][goods_id] = nums
+        units = return_stock_of_orders(quantities_by_order=quantities_by_order)
+    metrics.orders_closed.add(len(batch), {"reason": "timeout"})
+    metrics.stock_returned.add(units)
+    logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)
+    return batch

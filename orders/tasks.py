@@ -1,16 +1,18 @@
-"""django-q2 tasks: the payment timeout (the original's RocketMQ delay message and its consumer)."""
+"""django-q2 tasks: the payment timeout (the original's RocketMQ delay message and its consumer) and its safety net."""
 
 import logging
 import time
 
 from django.utils import timezone
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from mall.telemetry import flush_telemetry, new_root_context
 from orders.models import Order
 from orders.selectors import overdue_order_ids
+from orders.services import ClosedOrder, close_overdue_batch
 from orders.services import close_unpaid_order as close_order_if_overdue
 
 logger = logging.getLogger(__name__)
@@ -18,6 +20,21 @@ tracer = trace.get_tracer("mall.orders.tasks")
 
 SWEEP_BATCH_SIZE = 500
 SWEEP_TIME_BUDGET = 45.0  # seconds; below the cluster's task timeout, the next sweep goes on
+
+
+def _stored_span_context(trace_id: str, span_id: str) -> SpanContext | None:
+    """The create_order span stored on an order (hex ids), or None if the order has none."""
+    if not (trace_id and span_id):
+        return None
+    try:
+        return SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=int(span_id, 16),
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+    except ValueError:
+        return None
 
 
 def _checkout_span_context(order: Order, traceparent: str) -> SpanContext | None:
@@ -28,14 +45,7 @@ def _checkout_span_context(order: Order, traceparent: str) -> SpanContext | None
         ).get_span_context()
         if context.is_valid:
             return context
-    if order.trace_id and order.span_id:
-        return SpanContext(
-            trace_id=int(order.trace_id, 16),
-            span_id=int(order.span_id, 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-    return None
+    return _stored_span_context(order.trace_id, order.span_id)
 
 
 def _close_traced(order_id: int, traceparent: str = "") -> str:
@@ -63,34 +73,101 @@ def close_unpaid_order(order_id: int, traceparent: str = "") -> str:
         flush_telemetry()  # task workers end with os._exit: nothing is flushed at exit
 
 
+def _trace_closed_orders(batch: list[ClosedOrder], *, parent: Context, begun_ns: int, committed_ns: int) -> None:
+    """A ``close_unpaid_order`` span per order of a committed batch, so every order stays followable.
+
+    Children of the batch span, linked to the order's create_order span, timed as the batch's
+    transaction (begin → commit). Made after the commit: no database work, no children.
+    """
+    for order in batch:
+        checkout = _stored_span_context(order.trace_id, order.span_id)
+        span = tracer.start_span(
+            "close_unpaid_order",
+            context=parent,
+            links=[Link(checkout, {"mall.link": "create_order"})] if checkout is not None else (),
+            attributes={"mall.order.id": order.id, "mall.order.no": order.order_no, "mall.order.outcome": "closed"},
+            start_time=begun_ns,
+        )
+        span.end(end_time=committed_ns)
+
+
+def _close_batch_traced(*, limit: int, exclude: set[int]) -> list[ClosedOrder] | None:
+    """One batch of the sweep in its own trace ``close_overdue_orders`` (its statements are children).
+
+    The orders closed, or None if the batch failed: rolled back, logged, its span marked ERROR.
+    """
+    with tracer.start_as_current_span(
+        "close_overdue_orders", context=new_root_context(), kind=SpanKind.CONSUMER
+    ) as span:
+        begun_ns = time.time_ns()
+        try:
+            batch = close_overdue_batch(now=timezone.now(), limit=limit, exclude=exclude)
+        except Exception as exc:
+            logger.exception("safety net could not close a batch of overdue orders; closing them one by one")
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            return None
+        committed_ns = time.time_ns()
+        span.set_attribute("mall.sweep.closed", len(batch))
+        parent = trace.set_span_in_context(span)
+        _trace_closed_orders(batch, parent=parent, begun_ns=begun_ns, committed_ns=committed_ns)
+        return batch
+
+
+def _close_one_by_one(*, limit: int, exclude: set[int], budget_ends: float) -> tuple[int, set[int], int]:
+    """After a failed batch: its orders closed one by one (own transaction and trace each), until ``budget_ends``.
+
+    Returns (closed, passed over, failures). An order that cannot be closed is logged, its span
+    marked ERROR, and passed over, so it cannot block the others.
+    """
+    closed, passed_over, failures = 0, set(), 0
+    for order_id in overdue_order_ids(now=timezone.now(), limit=limit, exclude=exclude):
+        if time.monotonic() > budget_ends:
+            break  # e.g. every close waits out a lock: the next sweep goes on
+        try:
+            outcome = _close_traced(order_id)
+        except Exception:
+            logger.exception("safety net could not close order_id=%s", order_id)
+            outcome = "failed"
+            failures += 1
+        if outcome == "closed":
+            closed += 1
+        else:
+            passed_over.add(order_id)
+    return closed, passed_over, failures
+
+
 def close_overdue_orders(batch_size: int = SWEEP_BATCH_SIZE) -> int:
     """Safety net (every minute): close pending orders past their deadline whose timeout was lost.
 
     The one-off schedules normally do this; this sweep covers lost tasks (Redis broker, killed
-    workers) and outages. Works in batches within a time budget; returns how many it closed.
-    An order whose close fails is logged and left for the next sweep, so it cannot block the rest.
+    workers) and outages. Works in batches of ``batch_size`` orders, one transaction and one trace
+    (``close_overdue_orders``) each, within a time budget; returns how many it closed. A batch that
+    fails is rolled back and its orders closed one by one: an order whose close fails is logged and
+    left for the next sweep, so it cannot block the rest.
     """
-    started = time.monotonic()
+    budget_ends = time.monotonic() + SWEEP_TIME_BUDGET
     closed = 0
-    passed_over: set[int] = set()  # not closed in this sweep (failed, or taken by pay/cancel): not fetched again
+    passed_over: set[int] = set()  # failed in this sweep, or taken by pay/cancel meanwhile: not fetched again
     failures = 0
     try:
-        while time.monotonic() - started < SWEEP_TIME_BUDGET:
-            overdue = overdue_order_ids(now=timezone.now(), limit=batch_size + len(passed_over))
-            order_ids = [order_id for order_id in overdue if order_id not in passed_over]
-            if not order_ids:
-                break
-            for order_id in order_ids:
-                try:
-                    outcome = _close_traced(order_id)
-                except Exception:
-                    logger.exception("safety net could not close order_id=%s", order_id)
-                    outcome = "failed"
-                    failures += 1
-                if outcome == "closed":
-                    closed += 1
-                else:
-                    passed_over.add(order_id)
+        if not overdue_order_ids(now=timezone.now(), limit=1):
+            return 0  # the usual minute: one untraced read, no trace
+        while time.monotonic() < budget_ends:
+            batch = _close_batch_traced(limit=batch_size, exclude=passed_over)
+            if batch is None:  # rolled back: its orders one by one, passing over any that cannot be closed
+                one_by_one, passed, failed = _close_one_by_one(
+                    limit=batch_size, exclude=passed_over, budget_ends=budget_ends
+                )
+                closed += one_by_one
+                failures += failed
+                passed_over |= passed
+                if not (one_by_one or passed):
+                    break  # nothing left to try
+                continue
+            closed += len(batch)
+            if len(batch) < batch_size:
+                break  # none left (or the rest is held by a pay/cancel right now: the next sweep)
         if closed or failures:
             logger.info("safety net closed overdue orders count=%s failed=%s", closed, failures)
         return closed

@@ -52,7 +52,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise ValidationError({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]})
         result = create_order(user=request.user, idempotency_key=key, **serializer.validated_data)
         return Response(
-            OrderSerializer(result.order).data,
+            OrderSerializer(result.order, context={"lines": result.lines}).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 

@@ -11,6 +11,7 @@ from functools import partial
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import Schedule
 from opentelemetry import trace
@@ -20,8 +21,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from inventory.errors import InsufficientStock
 from inventory.models import Stock, StockMove
 from orders.errors import CheckoutFaultInjected, OrderNotPending
+from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, create_order, pay_order
+from orders.services import cancel_order, close_overdue_batch, create_order, pay_order
 from orders.tasks import close_overdue_orders, close_unpaid_order
 from tests.factories import fill_cart
 
@@ -336,3 +338,193 @@ def test_safety_net_passes_over_an_order_it_cannot_close(place_order, tea, spans
     assert (status_of(broken), status_of(healthy)) == (Order.Status.PENDING, Order.Status.CLOSED)
     failed = [s for s in finished(spans, "close_unpaid_order") if s.attributes["mall.order.no"] == broken.order_no]
     assert [s.status.status_code for s in failed] == [StatusCode.ERROR]  # tried once, then passed over
+
+
+def _broken(order: Order) -> None:
+    """A stray return move for the order: the ledger refuses a second one, so its close fails."""
+    goods_id = order.lines.values_list("goods_id", flat=True).first()
+    StockMove.objects.create(goods_id=goods_id, order_no=order.order_no, kind=StockMove.Kind.RETURN, quantity=1)
+
+
+def test_safety_net_closes_the_rest_of_a_failed_batch_one_by_one(place_order, tea, spans):
+    broken, *healthy = [place_order((tea, 1)) for _ in range(3)]
+    for order in (broken, *healthy):
+        make_overdue(order)
+    _broken(broken)
+    spans.clear()
+
+    closed = close_overdue_orders(batch_size=10)  # all three in one batch: it fails, rolled back whole
+
+    assert closed == 2
+    assert status_of(broken) == Order.Status.PENDING
+    assert [status_of(order) for order in healthy] == [Order.Status.CLOSED] * 2
+    assert stock_of(tea) == 10 - 1  # the broken order keeps its unit; the batch's rollback returned nothing twice
+    assert all(returns_of(order) == [(tea.pk, 1)] for order in healthy)
+    failed_batch, *_ = finished(spans, "close_overdue_orders")
+    assert failed_batch.status.status_code == StatusCode.ERROR
+    assert [event.name for event in failed_batch.events] == ["exception"]
+    closes = {s.attributes["mall.order.no"]: s for s in finished(spans, "close_unpaid_order")}
+    assert closes[broken.order_no].status.status_code == StatusCode.ERROR
+    assert [closes[order.order_no].attributes["mall.order.outcome"] for order in healthy] == ["closed"] * 2
+
+
+# --- the safety net in batches: a constant number of statements, one trace per batch -----------
+
+
+@pytest.fixture
+def pantry(goods_in_stock):
+    """Tea and cups, 200 of each: enough for the 61 orders of a batch test."""
+    return goods_in_stock(name="Tea", price="3.35", stock=200), goods_in_stock(name="Cup", price="0.10", stock=200)
+
+
+@pytest.fixture
+def overdue_orders(place_order, pantry):
+    """``count`` overdue two-line orders (1 tea, 2 cups each) whose timeouts were lost."""
+    tea, cup = pantry
+
+    def make(count: int) -> list[Order]:
+        orders = [place_order((tea, 1), (cup, 2)) for _ in range(count)]
+        Order.objects.filter(pk__in=[order.pk for order in orders]).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        Schedule.objects.filter(func=CLOSE_TASK).delete()
+        return orders
+
+    return make
+
+
+def test_a_batch_runs_the_same_statements_for_3_and_for_30_orders(overdue_orders, pantry):
+    tea, cup = pantry
+    statements = {}
+    for size in (3, 30):
+        orders = overdue_orders(2 * size + 1)  # two full batches and one of a single order
+
+        with CaptureQueriesContext(connection) as queries:
+            closed = close_overdue_orders(batch_size=size)
+
+        assert closed == 2 * size + 1
+        assert {status_of(order) for order in orders} == {Order.Status.CLOSED}
+        statements[size] = len(queries)
+    assert statements[3] == statements[30]
+    assert statements[3] <= 1 + 3 * 8  # the "anything due?" read, then 6 statements + begin/commit per batch
+    assert (stock_of(tea), stock_of(cup)) == (200, 200)
+
+
+def test_each_order_of_a_batch_returns_its_lines_once(overdue_orders, pantry):
+    tea, cup = pantry
+    orders = overdue_orders(5)
+    assert (stock_of(tea), stock_of(cup)) == (195, 190)
+
+    assert close_overdue_orders(batch_size=2) == 5
+    assert close_overdue_orders(batch_size=2) == 0  # again: nothing more
+
+    assert (stock_of(tea), stock_of(cup)) == (200, 200)
+    assert all(returns_of(order) == sorted([(tea.pk, 1), (cup.pk, 2)]) for order in orders)
+    assert StockMove.objects.filter(kind=StockMove.Kind.RETURN).count() == 5 * 2
+    assert check_invariants() == []
+
+
+def test_a_batch_is_one_trace_with_a_linked_close_span_per_order(overdue_orders, spans):
+    orders = overdue_orders(5)
+    checkout_of = {s.attributes["mall.order.no"]: s for s in finished(spans, "create_order")}
+    spans.clear()
+
+    close_overdue_orders(batch_size=2)
+
+    batches = finished(spans, "close_overdue_orders")
+    assert [b.attributes["mall.sweep.closed"] for b in batches] == [2, 2, 1]
+    assert all(b.parent is None and b.kind is SpanKind.CONSUMER for b in batches)
+    assert len({b.context.trace_id for b in batches}) == 3  # a new trace per batch
+    batch_by_id = {b.context.span_id: b for b in batches}
+    closes = finished(spans, "close_unpaid_order")
+    assert sorted(c.attributes["mall.order.no"] for c in closes) == sorted(order.order_no for order in orders)
+    for close in closes:
+        batch = batch_by_id[close.parent.span_id]
+        assert close.context.trace_id == batch.context.trace_id
+        assert batch.start_time <= close.start_time < close.end_time <= batch.end_time
+        checkout = checkout_of[close.attributes["mall.order.no"]]
+        assert [(link.context.trace_id, link.context.span_id) for link in close.links] == [
+            (checkout.context.trace_id, checkout.context.span_id)
+        ]
+        assert close.attributes["mall.order.outcome"] == "closed"
+        assert close.attributes["mall.order.id"] == Order.objects.get(order_no=close.attributes["mall.order.no"]).pk
+    close_ids = {c.context.span_id for c in closes}
+    statements = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert {"SELECT", "UPDATE", "INSERT"} <= {s.name for s in statements}
+    assert all(s.parent is not None and s.parent.span_id in batch_by_id for s in statements)
+    assert not [s for s in spans.get_finished_spans() if s.parent is not None and s.parent.span_id in close_ids]
+
+
+def test_nothing_overdue_makes_no_trace(place_order, tea, spans):
+    place_order((tea, 1))  # not due for ORDER_PAY_TIMEOUT
+    spans.clear()
+
+    assert close_overdue_orders() == 0
+
+    assert spans.get_finished_spans() == ()
+
+
+# --- the batched sweep racing pay, cancel and the per-order close ----------------------------
+
+
+SWEEP_RACE_ORDERS = 8
+
+
+def _sweep_at(now) -> list[int]:
+    """The sweep's batches (3 orders each) with a clock at ``now``; the ids of the orders it closed."""
+    closed: list[int] = []
+    while batch := close_overdue_batch(now=now, limit=3):
+        closed += [order.id for order in batch]
+    return closed
+
+
+def test_the_batched_sweep_racing_pay_and_cancel_has_exactly_one_winner_per_order(
+    transactional_db, place_order, goods_in_stock
+):
+    """Not yet due for the shop (pay is allowed) but past due for the sweep's clock: both are eligible."""
+    tea = goods_in_stock(name="Tea", stock=10)
+    orders = [place_order((tea, 1)) for _ in range(SWEEP_RACE_ORDERS)]
+    sweep_clock = max(order.expires_at for order in orders) + timedelta(seconds=1)
+    rivals = [(_pay if i % 2 == 0 else _cancel, "paid" if i % 2 == 0 else "cancelled") for i in range(len(orders))]
+
+    swept, *rival_results = race(
+        partial(_sweep_at, sweep_clock),
+        *[partial(action, order.pk) for (action, _), order in zip(rivals, orders, strict=True)],
+    )
+
+    assert not isinstance(swept, Exception), swept
+    for order, (_, rival_won), rival_result in zip(orders, rivals, rival_results, strict=True):
+        if order.pk in swept:
+            assert (status_of(order), rival_result) == (Order.Status.CLOSED, "lost")
+        else:
+            assert (status_of(order), rival_result) == (rival_won, rival_won)
+        assert len(returns_of(order)) == (0 if status_of(order) == Order.Status.PAID else 1)
+    assert len(swept) == len(set(swept))
+    paid = sum(status_of(order) == Order.Status.PAID for order in orders)
+    assert stock_of(tea) == 10 - paid
+    assert check_invariants() == []
+
+
+def test_the_safety_net_racing_cancels_and_per_order_closes_has_exactly_one_winner_per_order(
+    transactional_db, place_order, goods_in_stock
+):
+    tea = goods_in_stock(name="Tea", stock=10)
+    orders = [place_order((tea, 1)) for _ in range(SWEEP_RACE_ORDERS)]
+    for order in orders:
+        make_overdue(order)
+    rivals = [_cancel if i % 2 == 0 else _close for i in range(len(orders))]
+
+    swept, *rival_results = race(
+        partial(close_overdue_orders, batch_size=3),
+        *[partial(action, order.pk) for action, order in zip(rivals, orders, strict=True)],
+    )
+
+    assert not isinstance(swept, Exception), swept
+    won_by_rivals = [result for result in rival_results if result in {"cancelled", "closed"}]
+    assert swept + len(won_by_rivals) == len(orders)  # every order ended once, by the sweep or by its rival
+    for order, rival_result in zip(orders, rival_results, strict=True):
+        expected = {"cancelled": Order.Status.CANCELLED, "closed": Order.Status.CLOSED}.get(rival_result)
+        assert status_of(order) == (expected or Order.Status.CLOSED)  # lost: the sweep closed it
+        assert len(returns_of(order)) == 1
+    assert stock_of(tea) == 10
+    assert check_invariants() == []
