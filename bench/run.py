@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=default_db, help="the bench's own database: dropped and recreated")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (threads), each its own user")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (as gunicorn.conf.py)")
     parser.add_argument("--rounds", type=int, default=8, help="rounds alternating the configurations")
     parser.add_argument("--cycles", type=int, default=150, help="checkout cycles per measured batch")
     parser.add_argument("--warmup", type=int, default=48, help="unmeasured cycles after each server start")
