@@ -2,8 +2,9 @@ from django.conf import settings
 from rest_framework import serializers
 
 
+# Declared fields rather than a ModelSerializer, which rebuilds them from the model for every response.
 class CartItemSerializer(serializers.Serializer):
-    """A cart line with its goods' name and price (declared fields: see orders/serializers.py)."""
+    """A line of the caller's cart, with the goods' name and current price."""
 
     id = serializers.IntegerField(read_only=True)
     goods = serializers.IntegerField(source="goods_id", read_only=True)

@@ -6,6 +6,8 @@ model on every response, which was ~10 % of a checkout's CPU (docs/PERFORMANCE.m
 
 from rest_framework import serializers
 
+from orders.models import Order
+
 # Money: decimal strings with 2 places (COERCE_DECIMAL_TO_STRING), the model fields' precision.
 _PRICE = {"max_digits": 12, "decimal_places": 2, "read_only": True}
 
@@ -30,7 +32,7 @@ class OrderLineSerializer(serializers.Serializer):
 class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     order_no = serializers.CharField(read_only=True)
-    status = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=Order.Status.choices, read_only=True)
     pay_price = serializers.DecimalField(**{**_PRICE, "max_digits": 14})
     address = serializers.CharField(read_only=True)
     signer_name = serializers.CharField(read_only=True)
@@ -40,7 +42,7 @@ class OrderSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(read_only=True)
     expires_at = serializers.DateTimeField(read_only=True)
     paid_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    ended_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    ended_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="when it was cancelled or closed")
     trace_id = serializers.CharField(read_only=True)
     lines = OrderLineSerializer(many=True, read_only=True)
 
