@@ -14,7 +14,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 # One thread per worker by default: the shop is CPU-bound on a nearby database, and in one process the
 # threads only queue for the GIL. Measured on 2 cores (docs/PERFORMANCE.md), 2 workers × 1 thread
-# served ~25 % more checkouts than 2 × 4, with half the p99 latency. Raise GUNICORN_THREADS when the
+# served ~25 % more checkouts than 2 × 4, with a 30–40 % lower p99. Raise GUNICORN_THREADS when the
 # database is far away (threads overlap its round trips). gthread even with one thread: keep-alive,
 # and idle or slow connections wait in the worker's poller rather than occupy its thread.
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
