@@ -11,8 +11,6 @@ of silently measuring something else.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +18,7 @@ from secrets import randbelow
 from urllib.parse import urlparse
 
 from bench.statements import CHECKOUT_BODY, CapturedCycle
+from bench.threads import run_together
 
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
 
@@ -352,22 +351,12 @@ def run_floor(
     pay_timeout: int,
 ) -> FloorResult:  # fmt: skip
     """``cycles`` checkout cycles replayed by one thread per client, each on its own connection."""
-    remaining = [cycles]
-    lock = threading.Lock()
     errors: list[BaseException] = []
-    start = threading.Barrier(len(clients) + 1)
 
-    def take() -> bool:
-        with lock:
-            if remaining[0] <= 0:
-                return False
-            remaining[0] -= 1
-            return True
-
-    def loop(client: FloorClient) -> None:
+    def loop(client: FloorClient, ready, take) -> None:
         driver = Driver(database_url, options)  # connected in its thread (sqlite3 requires it)
         try:
-            start.wait()
+            ready()
             while take():
                 try:
                     run_cycle(driver, plan, client, fingerprint, pay_timeout)
@@ -376,14 +365,7 @@ def run_floor(
         finally:
             driver.close()
 
-    threads = [threading.Thread(target=loop, args=(client,), daemon=True) for client in clients]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
+    seconds = run_together(clients, cycles, loop)
     if errors:
         print(f"floor: {len(errors)} failed cycles, first: {errors[0]!r}")
     return FloorResult(cycles=cycles - len(errors), seconds=seconds, errors=len(errors))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from bench.statements import CHECKOUT_BODY
+from bench.threads import run_together
 
 
 @dataclass(frozen=True)
@@ -42,30 +43,21 @@ class BatchResult:
 
 def run_batch(base_url: str, buyers: list[Buyer], *, cycles: int, timeout: float = 60) -> BatchResult:
     """``cycles`` checkout cycles shared by the buyers (one thread each), released together."""
-    remaining = [cycles]
     lock = threading.Lock()
     latencies: list[float] = []
     failures: dict[str, int] = {}
-    start = threading.Barrier(len(buyers) + 1)
-
-    def take() -> bool:
-        with lock:
-            if remaining[0] <= 0:
-                return False
-            remaining[0] -= 1
-            return True
 
     def fail(what: str) -> None:
         with lock:
             failures[what] = failures.get(what, 0) + 1
 
-    def client(buyer: Buyer) -> None:
+    def client(buyer: Buyer, ready, take) -> None:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {buyer.token}"
         cart = {"goods": buyer.goods_id, "nums": 1}
         mine = []
         try:
-            start.wait()
+            ready()
             while take():
                 try:
                     added = session.post(f"{base_url}/api/cart/", json=cart, timeout=timeout)
@@ -87,12 +79,5 @@ def run_batch(base_url: str, buyers: list[Buyer], *, cycles: int, timeout: float
             with lock:
                 latencies.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(buyer,), daemon=True) for buyer in buyers]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
+    seconds = run_together(buyers, cycles, client)
     return BatchResult(cycles=len(latencies), seconds=seconds, latencies=tuple(latencies), failures=failures)

@@ -57,34 +57,16 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
     def per_second(name):
         return results.configs[name].per_second if name in results.configs else []
 
-    rows = []
-    tracing = ratio_summary(per_second("tracing on distinct"), per_second("tracing off distinct"))
-    rows.append(
-        (
-            "tracing on ÷ off (throughput)",
-            _fmt_range(tracing),
-            TARGET_TEXT["tracing"],
-            _verdict(None if tracing is None else tracing[0] >= TARGETS["tracing"]),
-        )
-    )
-    hot = ratio_summary(per_second("tracing on hot"), per_second("tracing on distinct"))
-    rows.append(
-        (
-            "hot item ÷ distinct items",
-            _fmt_range(hot),
-            TARGET_TEXT["hot"],
-            _verdict(None if hot is None else hot[0] >= TARGETS["hot"]),
-        )
-    )
-    floor = ratio_summary(per_second("tracing on distinct"), per_second("floor"))
-    rows.append(
-        (
-            "shop (tracing on) ÷ raw-driver floor",
-            _fmt_range(floor),
-            TARGET_TEXT["floor"],
-            _verdict(None if floor is None else floor[0] >= TARGETS["floor"]),
-        )
-    )
+    def ratio_row(label: str, numerator: str, denominator: str, target: str) -> tuple[str, str, str, str]:
+        summary = ratio_summary(per_second(numerator), per_second(denominator))
+        met = None if summary is None else summary[0] >= TARGETS[target]
+        return label, _fmt_range(summary), TARGET_TEXT[target], _verdict(met)
+
+    rows = [
+        ratio_row("tracing on ÷ off (throughput)", "tracing on distinct", "tracing off distinct", "tracing"),
+        ratio_row("hot item ÷ distinct items", "tracing on hot", "tracing on distinct", "hot"),
+        ratio_row("shop (tracing on) ÷ raw-driver floor", "tracing on distinct", "floor", "floor"),
+    ]
     floor_off = ratio_summary(per_second("tracing off distinct"), per_second("floor"))
     rows.append(("shop (tracing off) ÷ raw-driver floor", _fmt_range(floor_off), "(for reference)", ""))
     if results.statement_counts:

@@ -13,9 +13,15 @@ def orders_of(*, user) -> QuerySet[Order]:
     return Order.objects.filter(user=user).prefetch_related("lines").order_by("-id")
 
 
-def overdue_order_ids(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[int]:
-    """Pending orders past their deadline, oldest deadline first (index order_status_deadline), not in ``exclude``."""
+def overdue_orders(*, now: datetime, exclude: Collection[int] = ()) -> QuerySet[Order]:
+    """Pending orders past their deadline at ``now``, oldest deadline first (index order_status_deadline),
+    not in ``exclude``."""
     overdue = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now)
     if exclude:
         overdue = overdue.exclude(pk__in=list(exclude))
-    return list(overdue.order_by("expires_at", "id").values_list("pk", flat=True)[:limit])
+    return overdue.order_by("expires_at", "id")
+
+
+def overdue_order_ids(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[int]:
+    """The ids of the first ``limit`` of ``overdue_orders``."""
+    return list(overdue_orders(now=now, exclude=exclude).values_list("pk", flat=True)[:limit])

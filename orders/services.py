@@ -29,6 +29,7 @@ from mall.telemetry import format_span_id, format_trace_id
 from orders import metrics
 from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending, OrderTooLarge
 from orders.models import Order, OrderLine
+from orders.selectors import overdue_orders
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("mall.orders")
@@ -347,15 +348,10 @@ def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] =
     one (``close_unpaid_order``) to pass over a broken one. Deadlocks and lock waits are retried.
     """
     with transaction.atomic():
-        overdue = Order.objects.select_for_update(
+        overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
-        ).filter(status=Order.Status.PENDING, expires_at__lte=now)
-        if exclude:
-            overdue = overdue.exclude(pk__in=list(exclude))
-        batch = [
-            ClosedOrder(*row)
-            for row in overdue.order_by("expires_at", "id").values_list("id", "order_no", "trace_id", "span_id")[:limit]
-        ]
+        )
+        batch = [ClosedOrder(*row) for row in overdue.values_list("id", "order_no", "trace_id", "span_id")[:limit]]
         if not batch:
             return []
         ids = [order.id for order in batch]
