@@ -23,7 +23,7 @@ from carts.selectors import checked_items_for_checkout
 from carts.services import delete_ordered_items
 from goods.selectors import goods_for_sale_by_id
 from inventory.services import deduct_stock, return_stock, return_stock_of_orders
-from mall.db import is_transient_lock_error, retry_on_lock_conflict
+from mall.db import is_transient_lock_error, retry_on_lock_conflict, violated_constraint
 from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id
 from orders import metrics
@@ -45,6 +45,8 @@ CHECKOUT_STEPS = (
 )
 _PAY_PRICE_FIELD = Order._meta.get_field("pay_price")
 MAX_PAY_PRICE = Decimal(10) ** (_PAY_PRICE_FIELD.max_digits - _PAY_PRICE_FIELD.decimal_places) - Decimal("0.01")
+# The unique constraints a checkout race may hit and retry: the Idempotency-Key and the order number.
+RETRIED_CONSTRAINTS = frozenset({"order_idempotency_key_per_user", Order._meta.get_field("order_no").column})
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,12 @@ def create_order(
                 try:
                     result = _place_order(user=user, span=span, **fields)
                     break
-                except IntegrityError:
+                except IntegrityError as exc:
                     # A racing request with the same key committed first, or (vanishingly rare)
-                    # an order_no collision: the first is answered, the second retried.
+                    # an order_no collision: the first is answered, the second retried. Any other
+                    # constraint (the stock CHECK...) is a bug that a retry would hide: it surfaces.
+                    if violated_constraint(exc) not in RETRIED_CONSTRAINTS:
+                        raise
                     if idempotency_key:
                         existing = _order_for_key(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
                         if existing is not None:
