@@ -27,3 +27,9 @@ test: deps-dev
 lint: deps-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Curated mutation check (slow; README "## Mutation testing"). MariaDB mutants need MUTANTS_MARIADB_URL or a
+# mysql:// DATABASE_URL. Pass mutant names or options with MUTANTS_ARGS="cart-line-lock --database mariadb".
+.PHONY: mutants
+mutants:
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)

@@ -46,7 +46,9 @@ def test_a_double_submitted_checkout_without_idempotency_key_places_one_order(cl
         buyer = UserFactory()
         fill_cart(buyer, (goods, 2))
 
-        responses = run_concurrently(lambda _: client_for(buyer).post("/api/orders/", ADDRESS, format="json"), range(6))
+        clients = [client_for(buyer) for _ in range(6)]  # one per request, as separate browser tabs would be
+
+        responses = run_concurrently(lambda client: client.post("/api/orders/", ADDRESS, format="json"), clients)
 
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [201] + [400] * 5, f"round {round_}: {statuses}"
