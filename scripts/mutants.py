@@ -10,6 +10,7 @@ an ERROR, never silently skipped: update the mutant with the code. See README "#
     python scripts/mutants.py --list          # names, databases, tests
     python scripts/mutants.py cart-line-lock  # some mutants, by name
     python scripts/mutants.py --check         # only: is every mutant's original text still found once?
+    python scripts/mutants.py --each-test     # each named test alone: which of them catch the mutant
 
 MariaDB runs use MUTANTS_MARIADB_URL, else DATABASE_URL when it is a mysql:// URL (the tests create and
 drop test_<name>). Exit status 0 only if every mutant was killed and nothing errored.
@@ -244,12 +245,36 @@ def apply(tree: Path, edits: tuple[Edit, ...]) -> dict[Path, str]:
     return originals
 
 
+def judge(tree: Path, m: Mutant, tests: tuple[str, ...], db: str, url: str) -> str:
+    """Run ``tests`` with the mutant applied (then restored); print and return the verdict."""
+    originals = apply(tree, m.edits)
+    began = time.monotonic()
+    try:
+        status, output = run_tests(tree, tests, url)
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+    # 1: tests failed. None: timed out. 0: survived. Others (2 interrupted, 4 usage: a test id
+    # not found, 5 no tests collected) mean the mutant's test list is broken: an error.
+    verdict = {1: "KILLED", None: "KILLED", 0: "SURVIVED"}.get(status, "ERROR")
+    caught_by = [line.split(" - ")[0] for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    print(f"{verdict:9}{m.name} [{db}] {time.monotonic() - began:.0f}s  {m.bug}", flush=True)
+    if verdict == "KILLED":
+        print(f"         caught by: {caught_by[0] if caught_by else output.strip().splitlines()[-1]}")
+    else:
+        print(f"         pytest exit {status}; tests: {' '.join(tests)}\n{output}")
+    return verdict
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--check", action="store_true", help="only check that every mutant still applies")
     parser.add_argument("--database", choices=[SQLITE, MARIADB], help="run only on this database")
+    parser.add_argument(
+        "--each-test", action="store_true", help="run each named test alone (which of them catch the mutant?)"
+    )
     args = parser.parse_args(argv)
 
     if args.list:
@@ -294,22 +319,11 @@ def main(argv=None) -> int:
                       "to a mysql:// URL")  # fmt: skip
                 results[m.name] = "ERROR"
                 continue
-            originals = apply(tree, m.edits)
-            began = time.monotonic()
-            try:
-                status, output = run_tests(tree, m.tests, urls[db])
-            finally:
-                for path, text in originals.items():
-                    path.write_text(text)
-            seconds = time.monotonic() - began
-            # 1: tests failed. None: timed out. 0: survived. Others (2 interrupted, 4 usage: a test id
-            # not found, 5 no tests collected) mean the mutant's test list is broken: an error.
-            verdict = {1: "KILLED", None: "KILLED", 0: "SURVIVED"}.get(status, "ERROR")
-            print(f"{verdict:9}{m.name} [{db}] {seconds:.0f}s  {m.bug}", flush=True)
-            if verdict != "KILLED":
-                print(f"         pytest exit {status}; tests: {' '.join(m.tests)}\n{output}")
-            if results.get(m.name) in (None, "KILLED"):
-                results[m.name] = verdict
+            for tests in [(test,) for test in m.tests] if args.each_test else [m.tests]:
+                verdict = judge(tree, m, tests, db, urls[db])
+                # Killed only if killed on every database; with --each-test, by any one of its tests.
+                if results.get(m.name) in (None, "SURVIVED" if args.each_test else "KILLED"):
+                    results[m.name] = verdict
 
     killed = sum(verdict == "KILLED" for verdict in results.values())
     errors = sum(verdict == "ERROR" for verdict in results.values())
