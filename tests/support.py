@@ -148,3 +148,20 @@ def run_concurrently(task: Callable, arguments: list, *, threads: int | None = N
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return list(pool.map(run, arguments))
+
+
+class _RollBack(Exception):
+    """Ends a ``rolled_back`` block's savepoint."""
+
+
+@contextmanager
+def rolled_back():
+    """Run the block in a savepoint rolled back at its end (a Hypothesis example leaves no data behind)."""
+    from django.db import transaction
+
+    try:
+        with transaction.atomic():
+            yield
+            raise _RollBack
+    except _RollBack:
+        pass

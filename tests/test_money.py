@@ -8,7 +8,6 @@ the stored lines. A total summed in float is off by a fraction of a cent for mos
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -17,6 +16,7 @@ from rest_framework.test import APIClient
 from orders.models import Order
 from orders.services import create_order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.support import rolled_back
 
 ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
@@ -26,10 +26,6 @@ lines_of_a_cart = st.lists(
     min_size=1,
     max_size=8,
 )
-
-
-class _RollBack(Exception):
-    """Ends an example's savepoint so the next example starts from the same database."""
 
 
 @pytest.mark.django_db
@@ -42,12 +38,8 @@ class _RollBack(Exception):
 @example(lines=[(Decimal("0.10"), 3)])  # 0.1 × 3 in float is 0.30000000000000004
 @example(lines=[(Decimal("3.35"), 3), (Decimal("0.10"), 7)])  # 10.75; in float 10.749999999999998
 def test_pay_price_is_the_exact_decimal_sum_of_the_lines(lines):
-    try:
-        with transaction.atomic():
-            _check_pay_price(lines)
-            raise _RollBack
-    except _RollBack:
-        pass
+    with rolled_back():  # each example starts from the same database
+        _check_pay_price(lines)
 
 
 def _check_pay_price(lines):
