@@ -173,10 +173,7 @@ class StockAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (ledger_time(m.created_at), m.kind, m.quantity, m.order_no or "-", m.user or "-")
-                for m in moves
-            ),
+            ((ledger_time(m.created_at), m.kind, m.quantity, m.order_no or "-", m.user or "-") for m in moves),
         )
         return format_html(
             "<table><tr><th>when</th><th>kind</th><th>units</th><th>order</th><th>staff</th></tr>{}</table>", rows

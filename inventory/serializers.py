@@ -32,6 +32,6 @@ class StockEditSerializer(serializers.Serializer):
             raise serializers.ValidationError('Send "delta", or "quantity" with "expected_quantity".')
         if "expected_quantity" not in attrs:
             raise serializers.ValidationError(
-                {"expected_quantity": ['Required with "quantity": the quantity you read, so a sale since is not undone.']}
+                {"expected_quantity": ['Required with "quantity": the quantity you read (a sale since is not undone).']}
             )
         return attrs

@@ -170,6 +170,7 @@ if CHECKOUT_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     CHECKOUT_THROTTLE_RATE = None
 JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "http://localhost:16686").rstrip("/")
 
+
 # --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off
 # after this many consecutive failed log-ins (token, browsable API, admin), the right password included.
 def env_positive_int(name: str, default: int) -> int:
