@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from django.http import HttpResponseRedirect
 
 from goods.models import Goods
@@ -18,6 +19,7 @@ class GoodsAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     list_select_related = ["stock"]
     inlines = [StockInline, StockMoveInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_delete_permission(self, request, obj=None):
         return False
