@@ -8,6 +8,7 @@ of Django's request: ``ObtainAuthTokenUnlessLocked`` turns that mark into ``Logi
 """
 
 from axes.backends import AxesStandaloneBackend
+from axes.utils import reset as reset_failed_logins
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils.html import format_html
@@ -64,5 +65,9 @@ class ObtainAuthTokenUnlessLocked(ObtainAuthToken):
             if getattr(request, "axes_locked_out", False):
                 raise LoginLocked()
             raise ValidationError(serializer.errors)
-        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        user = serializer.validated_data["user"]
+        # Failures count while consecutive (AXES_RESET_ON_SUCCESS); axes resets on Django's
+        # user_logged_in, which issuing a token does not send.
+        reset_failed_logins(username=user.get_username())
+        token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
