@@ -10,12 +10,14 @@ and refusing them all would make them re-type edits that conflicted with nothing
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from inventory.errors import StockChanged
+from inventory.locks import lock_goods_rows, lock_stock_rows
 from inventory.models import Stock, StockMove
 from inventory.services import set_stock_quantity
 
@@ -96,6 +98,20 @@ def had_stock_conflict(request) -> bool:
     return bool(getattr(request, "stock_conflicts", None))
 
 
+def _edited_goods_ids(data) -> list[int]:
+    """Goods ids of the stock list rows whose box differs from the quantity the page showed."""
+    try:
+        rows = range(min(int(data.get("form-TOTAL_FORMS", 0)), 1000))
+    except ValueError:
+        return []  # the formset's own validation reports it
+    return sorted(
+        int(data[f"form-{row}-goods"])
+        for row in rows
+        if data.get(f"form-{row}-goods", "").isdigit()
+        and data.get(f"form-{row}-quantity") != data.get(f"form-{row}-expected_quantity")
+    )
+
+
 class LowStockFilter(admin.SimpleListFilter):
     title = "stock level"
     parameter_name = "level"
@@ -166,6 +182,17 @@ class StockAdmin(admin.ModelAdmin):
 
     def get_changelist_form(self, request, **kwargs):
         return StockEditForm
+
+    def changelist_view(self, request, extra_context=None):
+        edited = _edited_goods_ids(request.POST) if request.method == "POST" and "_save" in request.POST else []
+        if not edited:
+            return super().changelist_view(request, extra_context)
+        # The list saves its rows in page order (any sort column); take their locks first, in the one
+        # order of inventory.locks (goods, then stock, by goods id), so a list save cannot deadlock.
+        with transaction.atomic():
+            lock_goods_rows(edited)
+            lock_stock_rows(edited)
+            return super().changelist_view(request, extra_context)
 
     @admin.display(description="ledger (latest 50 moves, newest first)")
     def ledger(self, stock):

@@ -97,3 +97,37 @@ def test_staff_stock_deltas_racing_checkouts_lose_no_unit(client_for, staff_user
     assert sold == 40
     assert Stock.objects.get(goods=goods).quantity == 100 + 20 * 3 - 40
     assert check_invariants() == []
+
+
+def test_stock_list_saves_in_any_sort_order_racing_checkouts_never_deadlock(client_for, staff_user):
+    pen, ink = GoodsFactory(name="Pen", stock_quantity=500), GoodsFactory(name="Ink", stock_quantity=900)
+    buyers = [UserFactory() for _ in range(16)]
+    for buyer in buyers:
+        fill_cart(buyer, (pen, 1), (ink, 1))
+        client_for(buyer)
+    admin = Client()
+    admin.force_login(staff_user)
+    url = "/admin/inventory/stock/?o=-2"  # by quantity, descending: Ink's row before Pen's
+    page = read_form(admin, url, "changelist-form")
+    assert [page["form-0-goods"], page["form-1-goods"]] == [str(ink.pk), str(pen.pk)]
+
+    def act(step):
+        kind, index = step
+        if kind == "buy":
+            return client_for(buyers[index]).post("/api/orders/", ADDRESS, format="json").status_code
+        client = Client()
+        client.force_login(staff_user)
+        current = dict(Stock.objects.values_list("goods_id", "quantity"))
+        edit = {**page, "_save": "Save"}
+        for row in (0, 1):
+            shown = current[int(page[f"form-{row}-goods"])]
+            edit.update({f"form-{row}-expected_quantity": shown, f"form-{row}-quantity": shown + 1})
+        return client.post(url, edit).status_code
+
+    steps = [(kind, i) for i in range(16) for kind in ("buy", "save")]
+    results = dict(zip(steps, run_concurrently(act, steps, threads=6), strict=True))
+
+    assert {results[("buy", i)] for i in range(16)} == {201}
+    assert {results[("save", i)] for i in range(16)} == {302}
+    assert StockMove.objects.filter(kind="sell").count() == 32
+    assert check_invariants() == []
