@@ -3,13 +3,13 @@
 import threading
 
 import pytest
-from django.db import connection
 
 from carts.models import CartItem
 from orders.invariants import check_invariants
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently, wait_until
+from tests.test_faults import raw_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,15 +22,6 @@ on_mariadb_only = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _no_checkout_throttle(settings):
     settings.CHECKOUT_THROTTLE_RATE = None
-
-
-def raw_connection():
-    import MySQLdb
-
-    s = connection.settings_dict
-    return MySQLdb.connect(
-        host=s["HOST"] or "127.0.0.1", port=int(s["PORT"] or 3306), user=s["USER"], passwd=s["PASSWORD"], db=s["NAME"]
-    )
 
 
 @on_mariadb_only
