@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from django.db import connection  # noqa: F401 - read by the skipif condition
 
 from carts.models import CartItem
 from orders.invariants import check_invariants
