@@ -87,9 +87,9 @@ def save_stock_edit(request, *, goods_id: int, form: StockEditForm) -> Stock | N
         request.stock_conflicts = [*getattr(request, "stock_conflicts", []), stock]
         messages.error(
             request,
-            f"“{stock}” was NOT changed: its stock moved from {conflict.extra['expected_quantity']} to "
-            f"{conflict.extra['quantity']} since the page was loaded (orders or another edit). "
-            f"Now {stock.quantity}; enter your change again.",
+            f"“{stock}” was NOT changed: its stock went from {conflict.extra['expected_quantity']} to "
+            f"{conflict.extra['quantity']} since the page was loaded (orders or another edit); "
+            "enter your change again.",
         )
         return None
 
