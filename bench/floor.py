@@ -111,7 +111,7 @@ PARAMS = {
     "stock_locked": lambda s: tuple(_ids(s)),
     "stock_update": lambda s: (*[value for goods_id, nums in s.lines for value in (goods_id, -nums)], *_ids(s)),
     "stock_ledger": lambda s: tuple(
-        value for goods_id, nums in s.lines for value in (goods_id, s.order_no, "sell", nums, s.now)
+        value for goods_id, nums in s.lines for value in (goods_id, s.order_no, "sell", nums, s.now, None)
     ),
     "order_insert": lambda s: _order_insert(s),
     "order_lines_insert": lambda s: tuple(

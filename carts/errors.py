@@ -17,3 +17,9 @@ class CartFull(DomainError):
     status_code = 400
     code = "cart_full"
     default_detail = "The cart has too many lines."
+
+
+class CartItemGone(DomainError):
+    status_code = 404
+    code = "not_found"
+    default_detail = "This cart line no longer exists (ordered or removed meanwhile)."

@@ -2,8 +2,9 @@
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from carts.errors import CartFull, CartLineTooLarge
+from carts.errors import CartFull, CartItemGone, CartLineTooLarge
 from carts.models import CartItem
 from goods.selectors import goods_for_sale
 from mall.db import retry_on_lock_conflict
@@ -40,20 +41,27 @@ def add_to_cart(*, user, goods_id: int, nums: int, checked: bool = True) -> Cart
 
 @retry_on_lock_conflict
 def update_cart_item(*, item: CartItem, nums: int | None = None, checked: bool | None = None) -> CartItem:
+    """Change a line's units and/or checked flag; ``CartItemGone`` (404) if a checkout took it meanwhile."""
     fields = {}
     if nums is not None:
         fields["nums"] = nums
     if checked is not None:
         fields["checked"] = checked
-    if fields:
-        CartItem.objects.filter(pk=item.pk).update(**fields)
-        item.refresh_from_db()
-    return item
+    if not fields:
+        return item
+    with transaction.atomic():
+        # The update locks the line: a checkout cannot take it between the update and the read.
+        if not CartItem.objects.filter(pk=item.pk).update(**fields, updated_at=timezone.now()):
+            raise CartItemGone()
+        return CartItem.objects.select_related("goods").get(pk=item.pk)
 
 
 @retry_on_lock_conflict
 def delete_cart_item(*, item: CartItem) -> None:
-    item.delete()
+    """Remove a line; ``CartItemGone`` (404) if a checkout took it meanwhile."""
+    deleted, _ = CartItem.objects.filter(pk=item.pk).delete()
+    if not deleted:
+        raise CartItemGone()
 
 
 def delete_ordered_items(*, item_ids: list[int]) -> int:

@@ -1,10 +1,115 @@
-from django.contrib import admin
-from django.utils.html import format_html, format_html_join
+"""Stock in the admin: every edit goes through ``inventory.services`` with the quantity the page showed.
 
+The quantity box carries, as a hidden input, the quantity the page showed (``expected_quantity``).
+A save changes only the rows whose box differs from what was shown, and only if the stock is still
+what was shown (``set_stock_quantity(expected_quantity=...)``). Otherwise the row is left alone
+and the conflict is reported on the page with the current quantity. In the stock list the other
+edited rows of the same save still apply: each row is an independent decision of the operator,
+and refusing them all would make them re-type edits that conflicted with nothing.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
+
+from inventory.errors import StockChanged
+from inventory.locks import lock_goods_rows, lock_stock_rows
 from inventory.models import Stock, StockMove
 from inventory.services import set_stock_quantity
 
 LOW_STOCK = 10
+
+
+def ledger_time(moment) -> str:
+    """A ledger timestamp to the second (microseconds are noise to a reader)."""
+    return date_format(localtime(moment), "Y-m-d H:i:s")
+
+
+class QuantityInput(forms.NumberInput):
+    """The quantity box, followed by the quantity the page showed as a hidden ``expected_quantity`` input."""
+
+    shown_name: str | None = None
+    shown_value = None
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        if self.shown_name is None:
+            return html
+        shown = "" if self.shown_value is None else self.shown_value
+        return html + format_html('<input type="hidden" name="{}" value="{}">', self.shown_name, shown)
+
+
+class StockEditForm(forms.ModelForm):
+    """Stock quantity as staff edit it: the edit is relative to the quantity the page showed."""
+
+    expected_quantity = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Stock
+        fields = ["quantity"]
+        widgets = {"quantity": QuantityInput}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        widget = self.fields["quantity"].widget
+        widget.shown_name = self.add_prefix("expected_quantity")
+        # A re-displayed form keeps the quantity first shown, not the one typed.
+        widget.shown_value = self.data.get(widget.shown_name) if self.is_bound else self.instance.quantity
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.is_bound and cleaned.get("expected_quantity") is None and "quantity" in cleaned:
+            raise forms.ValidationError("This page did not say which quantity it showed; reload it and edit again.")
+        return cleaned
+
+    def has_changed(self):
+        """Changed by the operator: the box differs from what the page showed (not from the database now)."""
+        if hasattr(self, "cleaned_data") and "quantity" in self.cleaned_data:
+            return self.cleaned_data["quantity"] != self.cleaned_data.get("expected_quantity")
+        return super().has_changed()
+
+
+def save_stock_edit(request, *, goods_id: int, form: StockEditForm) -> Stock | None:
+    """Apply one edited quantity box through the service; a conflict is reported on the page (None)."""
+    try:
+        return set_stock_quantity(
+            goods_id=goods_id,
+            quantity=form.cleaned_data["quantity"],
+            expected_quantity=form.cleaned_data["expected_quantity"],
+            user=request.user,
+        )
+    except StockChanged as conflict:
+        stock = Stock.objects.select_related("goods").get(goods_id=goods_id)
+        request.stock_conflicts = [*getattr(request, "stock_conflicts", []), stock]
+        messages.error(
+            request,
+            f"“{stock}” was NOT changed: its stock went from {conflict.extra['expected_quantity']} to "
+            f"{conflict.extra['quantity']} since the page was loaded (orders or another edit); "
+            "enter your change again.",
+        )
+        return None
+
+
+def had_stock_conflict(request) -> bool:
+    return bool(getattr(request, "stock_conflicts", None))
+
+
+def _edited_goods_ids(data) -> list[int]:
+    """Goods ids of the stock list rows whose box differs from the quantity the page showed."""
+    try:
+        rows = range(min(int(data.get("form-TOTAL_FORMS", 0)), 1000))
+    except ValueError:
+        return []  # the formset's own validation reports it
+    return sorted(
+        int(data[f"form-{row}-goods"])
+        for row in rows
+        if data.get(f"form-{row}-goods", "").isdigit()
+        and data.get(f"form-{row}-quantity") != data.get(f"form-{row}-expected_quantity")
+    )
 
 
 class LowStockFilter(admin.SimpleListFilter):
@@ -23,15 +128,19 @@ class LowStockFilter(admin.SimpleListFilter):
 
 
 class StockMoveInline(admin.TabularInline):
-    """The ledger of a goods, read-only."""
+    """The ledger of a goods, read-only, newest first."""
 
     model = StockMove
     fk_name = "goods"
-    fields = ["created_at", "kind", "quantity", "order_no"]
+    fields = ["when", "kind", "quantity", "order_no", "user"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ["-id"]
+
+    @admin.display(description="when")
+    def when(self, move):
+        return ledger_time(move.created_at)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -39,15 +148,22 @@ class StockMoveInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 class StockInline(admin.StackedInline):
-    """Stock on the goods page; saved through the service so the change is ledgered."""
+    """Stock on the goods page; saved by ``GoodsAdmin.save_formset`` through the service (ledgered)."""
 
     model = Stock
+    form = StockEditForm
     fields = ["quantity"]
     can_delete = False
     extra = 1
     max_num = 1
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Stock)
@@ -57,32 +173,82 @@ class StockAdmin(admin.ModelAdmin):
     list_filter = [LowStockFilter]
     search_fields = ["goods__name"]
     list_select_related = ["goods"]
+    form = StockEditForm
     readonly_fields = ["goods", "updated_at", "ledger"]
     fields = ["goods", "quantity", "updated_at", "ledger"]
 
-    @admin.display(description="ledger (latest 50 moves)")
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("goods")
+
+    def get_changelist_form(self, request, **kwargs):
+        return StockEditForm
+
+    def changelist_view(self, request, extra_context=None):
+        edited = _edited_goods_ids(request.POST) if request.method == "POST" and "_save" in request.POST else []
+        if not edited:
+            return super().changelist_view(request, extra_context)
+        # The list saves its rows in page order (any sort column); take their locks first, in the one
+        # order of inventory.locks (goods, then stock, by goods id), so a list save cannot deadlock.
+        with transaction.atomic():
+            lock_goods_rows(edited)
+            lock_stock_rows(edited)
+            return super().changelist_view(request, extra_context)
+
+    @admin.display(description="ledger (latest 50 moves, newest first)")
     def ledger(self, stock):
-        moves = StockMove.objects.filter(goods_id=stock.goods_id).order_by("-id")[:50]
+        moves = StockMove.objects.filter(goods_id=stock.goods_id).select_related("user").order_by("-id")[:50]
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((m.created_at, m.kind, m.quantity, m.order_no or "staff") for m in moves),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((ledger_time(m.created_at), m.kind, m.quantity, m.order_no or "-", m.user or "-") for m in moves),
         )
-        return format_html("<table><tr><th>when</th><th>kind</th><th>units</th><th>order</th></tr>{}</table>", rows)
+        return format_html(
+            "<table><tr><th>when</th><th>kind</th><th>units</th><th>order</th><th>staff</th></tr>{}</table>", rows
+        )
 
     def has_add_permission(self, request):
         return False  # stock rows are created with their goods
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the ledger refers to it; a goods leaves the shop by going off sale
+
     def save_model(self, request, obj, form, change):
-        set_stock_quantity(goods_id=obj.goods_id, quantity=form.cleaned_data["quantity"])
+        if form.has_changed():
+            obj.stock_conflict = save_stock_edit(request, goods_id=obj.goods_id, form=form) is None
+            if not obj.stock_conflict:
+                request.stock_saved = getattr(request, "stock_saved", 0) + 1
+
+    def log_change(self, request, obj, message):
+        if not getattr(obj, "stock_conflict", False):
+            return super().log_change(request, obj, message)
+        return None
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        if level == messages.SUCCESS and had_stock_conflict(request):
+            # Django counts every edited row as changed; say what really happened.
+            saved = getattr(request, "stock_saved", 0)
+            if saved:
+                super().message_user(request, f"{saved} other stock edit(s) saved.", messages.SUCCESS)
+            return
+        super().message_user(request, message, level, *args, **kwargs)
+
+    def response_change(self, request, obj):
+        if had_stock_conflict(request):
+            return HttpResponseRedirect(request.path)  # the form again, with the current quantity
+        return super().response_change(request, obj)
 
 
 @admin.register(StockMove)
 class StockMoveAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "goods", "kind", "quantity", "order_no"]
+    list_display = ["id", "when", "goods", "kind", "quantity", "order_no", "user"]
     list_filter = ["kind"]
     search_fields = ["order_no", "goods__name"]
-    list_select_related = ["goods"]
+    list_select_related = ["goods", "user"]
+    ordering = ["-id"]
+
+    @admin.display(description="when", ordering="id")
+    def when(self, move):
+        return ledger_time(move.created_at)
 
     def has_add_permission(self, request):
         return False

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from goods.models import Goods
@@ -6,7 +7,8 @@ from goods.models import Goods
 class Stock(models.Model):
     """How many units of one goods are left; changed only through ``inventory.services``."""
 
-    goods = models.OneToOneField(Goods, on_delete=models.CASCADE, primary_key=True, related_name="stock")
+    # PROTECT: a goods with stock (and a ledger) is never deleted; it leaves the shop by going off sale.
+    goods = models.OneToOneField(Goods, on_delete=models.PROTECT, primary_key=True, related_name="stock")
     quantity = models.IntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -17,7 +19,7 @@ class Stock(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.goods_id}: {self.quantity}"
+        return str(self.goods)
 
 
 class StockMove(models.Model):
@@ -28,12 +30,17 @@ class StockMove(models.Model):
         RETURN = "return", "return"
         ADJUST = "adjust", "adjust"  # staff changes, including the initial quantity (signed)
 
-    goods = models.ForeignKey(Goods, on_delete=models.CASCADE, related_name="stock_moves")
+    goods = models.ForeignKey(Goods, on_delete=models.PROTECT, related_name="stock_moves")
     # NULL for staff adjustments, which the per-order unique constraint must not cover.
     order_no = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
     kind = models.CharField(max_length=10, choices=Kind.choices)
     quantity = models.IntegerField(help_text="units; positive for sell and return, signed for adjust")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who made a staff adjustment (NULL for order moves, seeding and commands). PROTECT: the ledger
+    # keeps its author; deactivate a staff account instead of deleting it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["id"]

@@ -3,19 +3,14 @@
 from collections.abc import Mapping
 
 from django.db import connection, transaction
+from django.utils import timezone
 
-from inventory.errors import InsufficientStock
+from inventory.errors import InsufficientStock, StockChanged, StockLimitExceeded
+from inventory.locks import lock_goods_rows, lock_stock_rows
 from inventory.models import Stock, StockMove
+from mall.db import retry_on_lock_conflict
 
-
-def _locked_quantities(goods_ids) -> dict[int, int]:
-    """Lock the stock rows of ``goods_ids``; their quantities (goods without a stock row are missing).
-
-    One locking read in goods-id order: concurrent checkouts take row locks in the same order, so
-    they queue instead of deadlocking.
-    """
-    rows = Stock.objects.select_for_update().filter(goods_id__in=goods_ids).order_by("goods_id")
-    return dict(rows.values_list("goods_id", "quantity"))
+MAX_STOCK_QUANTITY = 2_000_000_000  # fits the integer column with room to spare
 
 
 def _add_to_stock(deltas: Mapping[int, int]) -> None:
@@ -46,12 +41,13 @@ def deduct_stock(*, order_no: str, quantities: Mapping[int, int]) -> None:
     row goes first so that the stock rows stay locked only for the lock, the update and the
     caller's commit (call it last in the transaction: hot goods queue on that lock). Must run
     inside the caller's transaction; a shortage raises and the caller's rollback undoes it all.
+    Lock order (``inventory.locks``): the ledger insert share-locks the goods rows, then the stock rows.
     """
     StockMove.objects.bulk_create(
         StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.SELL, quantity=units)
         for goods_id, units in quantities.items()
     )
-    available = _locked_quantities(quantities.keys())
+    available = lock_stock_rows(quantities.keys())
     short = sorted(goods_id for goods_id, units in quantities.items() if available.get(goods_id, 0) < units)
     if short:
         raise InsufficientStock(goods=short)
@@ -71,44 +67,86 @@ def return_stock(*, order_no: str, quantities: Mapping[int, int]) -> int:
 def return_stock_of_orders(*, quantities_by_order: Mapping[str, Mapping[int, int]]) -> int:
     """Give the units of several orders back (order no → goods id → units); returns the units returned.
 
-    Three statements whatever the number of orders and lines: one locking read of the stock rows of
-    every goods involved (goods-id order, as the checkout), one relative update with the units summed
-    per goods, one ledger insert of a return row per order and goods. Goods without a stock row are
-    left out. Same rules as ``return_stock``: call it in the transaction that moved exactly these
-    orders out of ``pending``; a second return of any (order, goods) is refused by the ledger's unique
-    constraint (IntegrityError), and the caller's rollback undoes the whole batch.
+    Three statements whatever the number of orders and lines: one ledger insert of a return row per
+    order and goods, one locking read of the stock rows of every goods involved (goods-id order, as the
+    checkout), one relative update with the units summed per goods. The ledger rows go first: their
+    foreign key share-locks the goods rows, and the lock order (``inventory.locks``) is goods rows
+    before stock rows, the order of the admin's goods save. Every ordered goods has a stock row (stock
+    rows are never deleted). Same rules as ``return_stock``: call it in the transaction that moved
+    exactly these orders out of ``pending``; a second return of any (order, goods) is refused by the
+    ledger's unique constraint (IntegrityError), and the caller's rollback undoes the whole batch.
     """
-    goods_ids = {goods_id for quantities in quantities_by_order.values() for goods_id in quantities}
-    if not goods_ids:
-        return 0
-    stocked = _locked_quantities(goods_ids).keys()
     moves = [
         StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.RETURN, quantity=units)
         for order_no, quantities in quantities_by_order.items()
         for goods_id, units in quantities.items()
-        if goods_id in stocked
     ]
     if not moves:
         return 0
     deltas: dict[int, int] = {}
     for move in moves:
         deltas[move.goods_id] = deltas.get(move.goods_id, 0) + move.quantity
-    _add_to_stock(deltas)
     StockMove.objects.bulk_create(moves)
+    stocked = lock_stock_rows(deltas.keys())
+    if stocked.keys() != deltas.keys():
+        # Cannot happen (stock rows are created with their goods and never deleted); refuse rather
+        # than ledger a return that the stock would not show.
+        raise RuntimeError(f"returning stock: no stock row for goods {sorted(deltas.keys() - stocked.keys())}")
+    _add_to_stock(deltas)
     return sum(deltas.values())
 
 
+def _change_stock(*, goods_id: int, user, target) -> Stock:
+    """Lock the goods then its stock row (``inventory.locks``), set ``target(current)``, ledger the delta.
+
+    The stock row is created (at 0) for a goods that has none yet. One ``adjust`` row holds the
+    delta and the staff user; no change, no row.
+    """
+    lock_goods_rows([goods_id])
+    current = lock_stock_rows([goods_id]).get(goods_id)
+    if current is None:
+        Stock.objects.create(goods_id=goods_id, quantity=0)
+        current = 0
+    quantity = target(current)
+    if quantity > MAX_STOCK_QUANTITY:
+        raise StockLimitExceeded(max_quantity=MAX_STOCK_QUANTITY)
+    if quantity != current:
+        Stock.objects.filter(goods_id=goods_id).update(quantity=quantity, updated_at=timezone.now())
+        StockMove.objects.create(goods_id=goods_id, kind=StockMove.Kind.ADJUST, quantity=quantity - current, user=user)
+    return Stock.objects.select_related("goods").get(goods_id=goods_id)
+
+
+@retry_on_lock_conflict
 @transaction.atomic
-def set_stock_quantity(*, goods_id: int, quantity: int) -> Stock:
-    """Set the quantity of a goods (staff), creating the stock row if needed; the delta is ledgered."""
+def adjust_stock(*, goods_id: int, delta: int, user=None) -> Stock:
+    """Add ``delta`` units (negative: take them away) to a goods' stock; never below 0 (``InsufficientStock``).
+
+    Relative, so it never writes back a quantity read earlier: units sold meanwhile stay sold.
+    """
+
+    def target(current: int) -> int:
+        if current + delta < 0:
+            raise InsufficientStock(goods=[goods_id], quantity=current)
+        return current + delta
+
+    return _change_stock(goods_id=goods_id, user=user, target=target)
+
+
+@retry_on_lock_conflict
+@transaction.atomic
+def set_stock_quantity(*, goods_id: int, quantity: int, expected_quantity: int | None = None, user=None) -> Stock:
+    """Set the quantity of a goods, only if it is still ``expected_quantity`` (else ``StockChanged``).
+
+    Staff surfaces always pass the quantity their page showed as ``expected_quantity``, so a sale
+    between the read and the save is never undone. ``None`` sets it whatever it is: for seeding and
+    the explicit restock of ``seed_demo --restock`` only. Creates the stock row if needed.
+    """
     if quantity < 0:
         raise ValueError("stock quantity cannot be negative")
-    stock = Stock.objects.select_for_update().filter(goods_id=goods_id).first()
-    if stock is None:
-        stock = Stock.objects.create(goods_id=goods_id, quantity=0)
-    delta = quantity - stock.quantity
-    if delta:
-        stock.quantity = quantity
-        stock.save(update_fields=["quantity", "updated_at"])
-        StockMove.objects.create(goods_id=goods_id, kind=StockMove.Kind.ADJUST, quantity=delta)
-    return stock
+
+    def target(current: int) -> int:
+        if expected_quantity is not None and current != expected_quantity:
+            raise StockChanged(quantity=current, expected_quantity=expected_quantity)
+        return quantity
+
+    return _change_stock(goods_id=goods_id, user=user, target=target)

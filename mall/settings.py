@@ -6,6 +6,7 @@ enforced unless ``DJANGO_SECURE_SSL_REDIRECT=0``.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "goods",
     "inventory",
     "carts",
@@ -61,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out log-in into mall.auth's 429
 ]
 
 ROOT_URLCONF = "mall.urls"
@@ -167,6 +170,28 @@ if CHECKOUT_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     CHECKOUT_THROTTLE_RATE = None
 JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "http://localhost:16686").rstrip("/")
 
+
+# --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off
+# after this many consecutive failed log-ins (token, browsable API, admin), the right password included.
+def env_positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise ImproperlyConfigured(f"{name} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+MALL_LOGIN_FAILURE_LIMIT = env_positive_int("MALL_LOGIN_FAILURE_LIMIT", 10)
+MALL_LOGIN_COOLOFF_SECONDS = env_positive_int("MALL_LOGIN_COOLOFF_SECONDS", 900)
+AUTHENTICATION_BACKENDS = ["mall.auth.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = MALL_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=MALL_LOGIN_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username"]  # by username: other users (and other IPs' users) log in as usual
+AXES_RESET_ON_SUCCESS = True  # consecutive failures: a successful log-in starts the count again
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends one cool-off after it began
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by every worker process
+AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
+AXES_VERBOSE = False
+
 # --- API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -218,6 +243,8 @@ else:
 
 # django_q's conditional index is not supported by MariaDB; it is an optimisation only.
 SILENCED_SYSTEM_CHECKS = ["models.W037"]
+# Log-ins are locked per username on purpose: rotating IPs, user agents or cookies does not lift it.
+SILENCED_SYSTEM_CHECKS.append("axes.W006")
 
 LOGGING = {
     "version": 1,

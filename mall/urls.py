@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import APIRootView, DefaultRouter
 
@@ -10,6 +9,7 @@ from carts.views import CartItemViewSet
 from goods.views import GoodsViewSet
 from inventory.views import StockViewSet
 from mall.api import IdConverter
+from mall.auth import ObtainAuthTokenUnlessLocked
 from orders.views import OrderViewSet
 
 # Ids in URLs: digits that fit a 64-bit column (a longer number is a 404, never an overflow).
@@ -33,7 +33,7 @@ router.register("cart", CartItemViewSet, basename="cart")
 router.register("orders", OrderViewSet, basename="order")
 
 urlpatterns = [
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", ObtainAuthTokenUnlessLocked.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),

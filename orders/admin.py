@@ -51,7 +51,7 @@ class OrderAdmin(admin.ModelAdmin):
             order.trace_id,
         )
 
-    @admin.action(description="Cancel selected pending orders (returns their stock)")
+    @admin.action(description="Cancel selected pending orders (returns their stock)", permissions=["change"])
     def cancel_pending(self, request, queryset):
         cancelled = skipped = 0
         for order in queryset:

@@ -4,6 +4,20 @@ from django.db import models
 from goods.models import Goods
 
 
+class ExactCharField(models.CharField):
+    """A CharField compared byte for byte on every database.
+
+    MariaDB/MySQL compare text with the column's collation, and utf8mb4's default ones ignore case:
+    the column gets a binary collation there. SQLite already compares bytes (and has no utf8mb4_bin).
+    """
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "mysql":
+            params["collation"] = "utf8mb4_bin"
+        return params
+
+
 class Order(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -29,7 +43,7 @@ class Order(models.Model):
     trace_id = models.CharField(max_length=32, blank=True)
     span_id = models.CharField(max_length=16, blank=True)
     # NULL when no key was sent: NULLs do not collide in the unique (user, key) constraint.
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    idempotency_key = ExactCharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:

@@ -276,8 +276,13 @@ def pay_order(*, order: Order) -> Order:
     return order
 
 
+@retry_on_lock_conflict
 def cancel_order(*, order: Order) -> Order:
-    """The customer (or staff) cancels a pending order; its stock is returned once."""
+    """The customer (or staff) cancels a pending order; its stock is returned once.
+
+    Lock order (``inventory.locks``): the order row, then the goods rows (shared, by the return's
+    ledger insert), then the stock rows. A lost deadlock or lock wait is retried.
+    """
     with transaction.atomic():
         if not _end_pending_order(order=order, status=Order.Status.CANCELLED, now=timezone.now()):
             raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
@@ -312,11 +317,13 @@ _SKIPPED = {
 }
 
 
+@retry_on_lock_conflict
 def close_unpaid_order(*, order: Order, now: datetime | None = None) -> str:
     """Close ``order`` if it is still pending past its deadline; returns the outcome.
 
     Outcomes: ``closed`` or ``skipped_paid`` / ``skipped_cancelled`` / ``skipped_closed`` /
     ``skipped_not_due``. Safe to run any number of times, concurrently, and racing pay/cancel.
+    Same lock order as ``cancel_order``; a lost deadlock or lock wait is retried here.
     """
     now = now or timezone.now()
     with transaction.atomic():

@@ -37,8 +37,9 @@ def test_stock_is_readable_by_everyone_and_writable_by_staff_only(client, client
     goods = goods_in_stock(stock=5)
 
     assert client.get(f"/api/stock/{goods.pk}/").json()["quantity"] == 5
-    refused = client_for(user).patch(f"/api/stock/{goods.pk}/", {"quantity": 50}, format="json")
-    accepted = client_for(staff_user).patch(f"/api/stock/{goods.pk}/", {"quantity": 50}, format="json")
+    edit = {"quantity": 50, "expected_quantity": 5}
+    refused = client_for(user).patch(f"/api/stock/{goods.pk}/", edit, format="json")
+    accepted = client_for(staff_user).patch(f"/api/stock/{goods.pk}/", edit, format="json")
 
     assert refused.status_code == 403
     assert refused.json()["code"] == "permission_denied"
@@ -50,7 +51,8 @@ def test_stock_is_readable_by_everyone_and_writable_by_staff_only(client, client
 def test_invalid_stock_quantity_is_a_400(client_for, staff_user, goods_in_stock, quantity):
     goods = goods_in_stock(stock=5)
 
-    response = client_for(staff_user).patch(f"/api/stock/{goods.pk}/", {"quantity": quantity}, format="json")
+    edit = {"quantity": quantity, "expected_quantity": 5}
+    response = client_for(staff_user).patch(f"/api/stock/{goods.pk}/", edit, format="json")
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"

@@ -100,7 +100,7 @@ def test_a_checkout_never_takes_another_users_cart_lines(api, user, others_cart_
 
 
 def test_a_shopper_cannot_set_stock(api, pen):
-    response = api.patch(f"/api/stock/{pen.pk}/", {"quantity": 999}, format="json")
+    response = api.patch(f"/api/stock/{pen.pk}/", {"quantity": 999, "expected_quantity": 50}, format="json")
 
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
@@ -109,20 +109,22 @@ def test_a_shopper_cannot_set_stock(api, pen):
 
 
 def test_an_anonymous_client_cannot_set_stock(pen):
-    response = APIClient().patch(f"/api/stock/{pen.pk}/", {"quantity": 999}, format="json")
+    response = APIClient().patch(f"/api/stock/{pen.pk}/", {"delta": 949}, format="json")
 
     assert response.status_code in (401, 403)
     assert Stock.objects.get(goods=pen).quantity == 50
 
 
 def test_staff_set_stock_and_the_change_is_ledgered(client_for, staff_user, pen):
-    response = client_for(staff_user).patch(f"/api/stock/{pen.pk}/", {"quantity": 80}, format="json")
+    response = client_for(staff_user).patch(
+        f"/api/stock/{pen.pk}/", {"quantity": 80, "expected_quantity": 50}, format="json"
+    )
 
     assert response.status_code == 200
     assert response.json()["quantity"] == 80
     assert Stock.objects.get(goods=pen).quantity == 80
     adjust = StockMove.objects.filter(goods=pen, kind="adjust").order_by("id").last()
-    assert (adjust.quantity, adjust.order_no) == (30, None)
+    assert (adjust.quantity, adjust.order_no, adjust.user) == (30, None, staff_user)
 
 
 # --- The admin is for staff.

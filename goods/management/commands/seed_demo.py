@@ -11,6 +11,7 @@ from carts.services import add_to_cart
 from goods.models import Goods
 from goods.services import seed_demo_catalog
 from mall.errors import DomainError
+from mall.roles import ensure_staff_roles
 
 DEMO_PASSWORD = "mall-demo"  # place_test_orders --url logs in with it by default
 STAFF_USERNAME = "admin"
@@ -26,6 +27,7 @@ class PeopleSeed:
     created_users: list[str] = field(default_factory=list)
     existing_users: list[str] = field(default_factory=list)
     created_staff: bool = False
+    staff_roles: list[str] = field(default_factory=list)
     filled_carts: dict[str, int] = field(default_factory=dict)  # username → lines added
 
 
@@ -47,6 +49,8 @@ def _seed_users(*, count: int, password: str, staff: bool) -> tuple[PeopleSeed, 
     if staff and not User.objects.filter(username=STAFF_USERNAME).exists():
         User.objects.create_superuser(username=STAFF_USERNAME, email="admin@example.com", password=password)
         seed.created_staff = True
+    if staff:
+        seed.staff_roles = [group.name for group in ensure_staff_roles()]
     return seed, users
 
 
@@ -86,7 +90,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--password", default=DEMO_PASSWORD, help=f"password of new demo users and admin (default {DEMO_PASSWORD})"
         )
-        parser.add_argument("--staff", action="store_true", help=f"also create the superuser '{STAFF_USERNAME}'")
+        parser.add_argument(
+            "--staff",
+            action="store_true",
+            help=f"also create the superuser '{STAFF_USERNAME}' and the staff role groups",
+        )
         parser.add_argument(
             "--restock", action="store_true", help="set the stock of existing demo goods back to --stock (ledgered)"
         )
@@ -132,6 +140,8 @@ class Command(BaseCommand):
         if people.created_staff:
             created_anything = True
             write(success(f"Created the superuser {STAFF_USERNAME!r} with password {password!r} (admin: /admin/)."))
+        if people.staff_roles:
+            write(f"Staff roles (groups with their permissions): {', '.join(people.staff_roles)}.")
         if people.filled_carts:
             created_anything = True
             lines = sum(people.filled_carts.values())

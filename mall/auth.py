@@ -1,0 +1,73 @@
+"""Login guessing protection (django-axes): the 429 answers of a locked username, in one place.
+
+django-axes counts failed logins per username (``AXES_LOCKOUT_PARAMETERS``) in the database, so
+every worker process sees the same count. Django's own log-in views (``/admin/login/``, the
+browsable API's ``/api/auth/login/``) are answered by ``lockout_response`` through axes'
+middleware. DRF's token view authenticates with DRF's request wrapper, which axes marks instead
+of Django's request: ``ObtainAuthTokenUnlessLocked`` turns that mark into ``LoginLocked``.
+"""
+
+from axes.backends import AxesStandaloneBackend
+from axes.utils import reset as reset_failed_logins
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.utils.html import format_html
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from mall.errors import DomainError
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """Axes' check, first in AUTHENTICATION_BACKENDS. Every HTTP log-in passes its request; a call
+    without one (Django's test client ``login()``, a shell) is no HTTP log-in and is not counted."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def lockout_detail() -> str:
+    minutes = max(1, round(settings.MALL_LOGIN_COOLOFF_SECONDS / 60))
+    return (
+        f"Too many failed log-ins for this username: it is locked for {minutes} minute(s) "
+        "after the last failure, the right password included."
+    )
+
+
+class LoginLocked(DomainError):
+    status_code = 429
+    code = "login_locked"
+
+    def __init__(self):
+        super().__init__(lockout_detail())
+
+
+def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: 429, JSON under /api/, a short page elsewhere (the admin log-in)."""
+    seconds = str(settings.MALL_LOGIN_COOLOFF_SECONDS)
+    if request.path.startswith("/api/"):
+        body = {"code": LoginLocked.code, "detail": lockout_detail()}
+        return JsonResponse(body, status=429, headers={"Retry-After": seconds})
+    page = format_html("<!doctype html><title>Log-in locked</title><h1>Log-in locked</h1><p>{}</p>", lockout_detail())
+    return HttpResponse(page, status=429, headers={"Retry-After": seconds})
+
+
+class ObtainAuthTokenUnlessLocked(ObtainAuthToken):
+    """POST /api/auth/token/: DRF's token view, answering 429 ``login_locked`` for a locked username."""
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            if getattr(request, "axes_locked_out", False):
+                raise LoginLocked()
+            raise ValidationError(serializer.errors)
+        user = serializer.validated_data["user"]
+        # Failures count while consecutive (AXES_RESET_ON_SUCCESS); axes resets on Django's
+        # user_logged_in, which issuing a token does not send.
+        reset_failed_logins(username=user.get_username())
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
