@@ -67,6 +67,8 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
         ratio_row("hot item ÷ distinct items", "tracing on hot", "tracing on distinct", "hot"),
         ratio_row("shop (tracing on) ÷ raw-driver floor", "tracing on distinct", "floor", "floor"),
     ]
+    store = ratio_summary(per_second("tracing on+store distinct"), per_second("tracing on distinct"))
+    rows.append(("trace store on ÷ off (tracing on, throughput)", _fmt_range(store), "(its own cost)", ""))
     floor_off = ratio_summary(per_second("tracing off distinct"), per_second("floor"))
     rows.append(("shop (tracing off) ÷ raw-driver floor", _fmt_range(floor_off), "(for reference)", ""))
     if results.statement_counts:
