@@ -203,3 +203,12 @@ def test_the_store_is_on_by_default_only_when_no_collector_is_configured():
     assert settings_of(OTEL_EXPORTER_OTLP_ENDPOINT="http://collector:4317", MALL_TRACE_STORE="on") == "True"
     assert settings_of(MALL_TRACE_STORE="off") == "False"
     assert "MALL_TRACE_STORE must be on or off" in settings_of(MALL_TRACE_STORE="maybe")
+
+
+def test_the_admin_index_leads_to_the_recent_traces(staff_client):
+    index = staff_client.get("/admin/", secure=True).content.decode()
+    assert 'href="/admin/telemetry/tracespan/"' in index
+
+    response = staff_client.get("/admin/telemetry/tracespan/", secure=True)
+
+    assert response.status_code == 302 and response["Location"] == "/admin/traces/"

@@ -21,6 +21,7 @@ class TraceSpan(models.Model):
 
     class Meta:
         ordering = ["start_ns", "id"]
+        verbose_name_plural = "recent traces"
         indexes = [
             models.Index(fields=["trace_id"], name="tracespan_trace"),
             models.Index(fields=["entry", "start_ns"], name="tracespan_recent_entries"),
