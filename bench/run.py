@@ -223,6 +223,7 @@ class Results:
     statement_counts: list = field(default_factory=list)
     floor_statements: int = 0
     lock_hold: object = None
+    store_cost: object = None  # bench.store.StoreCost
     sweeps: list = field(default_factory=list)
     memory: list[list[tuple[int, int]]] = field(default_factory=list)  # per step, per worker: (RSS, peak) KiB
     seconds: float = 0.0
@@ -441,6 +442,12 @@ def main(argv=None) -> int:
         results.lock_hold = stock_lock_hold(checkouts=20 if args.quick else 200)
         print(f"stock lock held per checkout (in-process): {report.lock_hold_line(results.lock_hold)}", flush=True)
     cycle = capture_checkout_cycle()
+    if "store" not in args.skip:
+        from bench.store import store_write_cost
+
+        statements = [s.sql for s in cycle.statements if not s.sql.upper().startswith("BEGIN")]
+        results.store_cost = store_write_cost(checkouts=20 if args.quick else 400, statements=statements)
+        print(f"trace store, in-process: {report.store_cost_line(results.store_cost, results.lock_hold)}", flush=True)
     plan = check_replay(cycle)
     results.floor_statements = sum(len(group.steps) for group in plan)
 
