@@ -176,8 +176,13 @@ if _TRACE_STORE not in {"", "on", "off", "1", "0", "true", "false", "yes", "no"}
     raise ImproperlyConfigured(f"MALL_TRACE_STORE must be on or off, not {_TRACE_STORE!r}")
 MALL_TRACE_STORE = env_bool("MALL_TRACE_STORE", not _OTLP_ENDPOINT)
 # Its bounds, kept by the store itself: spans older than this many seconds, and beyond this many spans, go.
-MALL_TRACE_STORE_RETENTION = int(os.environ.get("MALL_TRACE_STORE_RETENTION", str(24 * 3600)))
-MALL_TRACE_STORE_MAX_SPANS = int(os.environ.get("MALL_TRACE_STORE_MAX_SPANS", "200000"))
+try:
+    MALL_TRACE_STORE_RETENTION = int(os.environ.get("MALL_TRACE_STORE_RETENTION", str(24 * 3600)))
+    MALL_TRACE_STORE_MAX_SPANS = int(os.environ.get("MALL_TRACE_STORE_MAX_SPANS", "200000"))
+except ValueError:
+    raise ImproperlyConfigured(
+        "MALL_TRACE_STORE_RETENTION (seconds) and MALL_TRACE_STORE_MAX_SPANS must be whole numbers"
+    ) from None
 
 # --- API
 REST_FRAMEWORK = {
