@@ -26,9 +26,10 @@ from mall.db import is_transient_lock_error, retry_on_lock_conflict
 from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id, names
 from mall.telemetry.links import traceparent_of
-from mall.telemetry.spans import current_trace_id, operation_span
+from mall.telemetry.spans import operation_span
 from orders import metrics
 from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending, OrderTooLarge
+from orders.events import record_closed_events, record_event
 from orders.models import Order, OrderEvent, OrderLine
 from orders.selectors import overdue_orders
 
@@ -162,13 +163,6 @@ def _name_order(span, order: Order) -> None:
     span.set_attribute(names.ORDER_ID, order.pk)
 
 
-def _record_event(*, order: Order, kind: str, at: datetime, actor: str, staff_user=None) -> OrderEvent:
-    """The lifecycle event of a change of ``order``, with the current trace; call it in the change's transaction."""
-    return OrderEvent.objects.create(
-        order=order, kind=kind, at=at, actor=actor, staff_user=staff_user, trace_id=current_trace_id()
-    )
-
-
 def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) -> CheckoutResult:
     with transaction.atomic():
         with _step("select_shopcart"):
@@ -212,9 +206,7 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
                 request_fingerprint=request_fingerprint,
                 **fields,
             )
-            _record_event(
-                order=order, kind=OrderEvent.Kind.PLACED, at=order.created_at, actor=OrderEvent.Actor.CUSTOMER
-            )
+            record_event(order=order, kind=OrderEvent.Kind.PLACED, at=order.created_at, actor=OrderEvent.Actor.CUSTOMER)
 
         with _step("save_order_goods"):
             for line in lines:
@@ -267,7 +259,7 @@ def pay_order(*, order: Order) -> Order:
                 status=Order.Status.PAID, paid_at=now, updated_at=now
             )
             if updated:
-                _record_event(order=order, kind=OrderEvent.Kind.PAID, at=now, actor=OrderEvent.Actor.CUSTOMER)
+                record_event(order=order, kind=OrderEvent.Kind.PAID, at=now, actor=OrderEvent.Actor.CUSTOMER)
         if not updated:
             status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
             if status == Order.Status.PENDING:
@@ -290,7 +282,7 @@ def cancel_order(*, order: Order, staff_user=None) -> Order:
         with transaction.atomic():
             if not _end_pending_order(order=order, status=Order.Status.CANCELLED, now=now):
                 raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
-            _record_event(order=order, kind=OrderEvent.Kind.CANCELLED, at=now, actor=actor, staff_user=staff_user)
+            record_event(order=order, kind=OrderEvent.Kind.CANCELLED, at=now, actor=actor, staff_user=staff_user)
         metrics.orders_closed.add(1, {"reason": "cancelled"})
         order.refresh_from_db()
         logger.info("order cancelled order_no=%s actor=%s", order.order_no, actor)
@@ -333,7 +325,7 @@ def close_unpaid_order(*, order: Order, now: datetime | None = None, actor: str 
     with transaction.atomic():
         closed = _end_pending_order(order=order, status=Order.Status.CLOSED, now=now, due_by=now)
         if closed:
-            _record_event(order=order, kind=OrderEvent.Kind.CLOSED, at=now, actor=actor)
+            record_event(order=order, kind=OrderEvent.Kind.CLOSED, at=now, actor=actor)
     if closed:
         metrics.orders_closed.add(1, {"reason": "timeout"})
         logger.info("order closed unpaid order_no=%s", order.order_no)
@@ -388,26 +380,8 @@ def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] =
         for order_id, goods_id, nums in lines:
             quantities_by_order[order_no_of[order_id]][goods_id] = nums
         units = return_stock_of_orders(quantities_by_order=quantities_by_order)
-        _record_closed_events(order_ids=ids, at=now, actor=OrderEvent.Actor.SWEEP)
+        record_closed_events(order_ids=ids, at=now, actor=OrderEvent.Actor.SWEEP)
     metrics.orders_closed.add(len(batch), {"reason": "timeout"})
     metrics.stock_returned.add(units)
     logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)
     return batch
-
-
-def _record_closed_events(*, order_ids: list[int], at: datetime, actor: str) -> None:
-    """The ``closed`` events of a batch in ONE statement whatever its size (INSERT … SELECT; a bulk_create
-    would be split by SQLite's 999-parameter limit), with the current trace."""
-    event, order = OrderEvent._meta, Order._meta
-    columns = ", ".join(
-        connection.ops.quote_name(event.get_field(name).column) for name in ("order", "kind", "at", "actor", "trace_id")
-    )
-    at_param = connection.ops.adapt_datetimefield_value(at)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {connection.ops.quote_name(event.db_table)} ({columns}) "
-            f"SELECT {connection.ops.quote_name(order.pk.column)}, %s, %s, %s, %s "
-            f"FROM {connection.ops.quote_name(order.db_table)} "
-            f"WHERE {connection.ops.quote_name(order.pk.column)} IN ({', '.join(['%s'] * len(order_ids))})",
-            [OrderEvent.Kind.CLOSED.value, at_param, actor, current_trace_id(), *order_ids],
-        )
