@@ -5,16 +5,19 @@ Three orders of one customer: one paid, one cancelled over the API, one left to 
 with the span that made the change carrying the order's ``mall.order.no``.
 """
 
-from datetime import timedelta
-
 import pytest
 import requests
-from django.utils import timezone
-from django_q.models import Schedule
 
 from orders.models import Order, OrderEvent
 from tests.support import qcluster, shop_server
-from tests.test_wire import checkout, exporting_env, refill_cart, shopper, wait_for  # noqa: F401 (shopper: fixture)
+from tests.test_wire import (  # noqa: F401 (shopper: fixture)
+    checkout,
+    exporting_env,
+    postpone_the_safety_net,
+    refill_cart,
+    shopper,
+    wait_for,
+)
 
 pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture
 
@@ -41,10 +44,7 @@ def test_each_change_of_an_order_is_an_event_in_a_trace_the_collector_got(
     tmp_path,
 ):
     env = exporting_env(otlp_receiver.grpc_endpoint, "grpc", ORDER_PAY_TIMEOUT=PAY_TIMEOUT)
-    # The every-minute safety net would race the timeout task for the overdue order: not during this test.
-    Schedule.objects.filter(func="orders.tasks.close_overdue_orders").update(
-        next_run=timezone.now() + timedelta(days=1)
-    )
+    postpone_the_safety_net()  # the timeout task, not the sweep, closes the overdue order
     with shop_server(env=env, log_dir=tmp_path) as base_url:
         placed = []
         for _ in range(3):
