@@ -63,6 +63,7 @@ def statement_name(sql: str) -> str:
         ("INSERT", "inventory_stockmove"): "stock_ledger",
         ("INSERT", "orders_order"): "order_insert",
         ("INSERT", "orders_orderline"): "order_lines_insert",
+        ("INSERT", "orders_orderevent"): "order_event_insert",
         ("INSERT", "django_q_schedule"): "schedule_insert",
     }
     name = names.get((verb, table))
@@ -117,6 +118,7 @@ PARAMS = {
     "order_lines_insert": lambda s: tuple(
         value for goods_id, nums in s.lines for value in (s.order_id, goods_id, *s.goods[goods_id], nums)
     ),
+    "order_event_insert": lambda s: (s.order_id, "placed", s.now, "customer", None, s.trace_id),
     "cart_delete": lambda s: tuple(s.cart_ids),
     "schedule_insert": lambda s: _schedule_insert(s),
 }

@@ -39,6 +39,17 @@ def lock_hold_line(hold) -> str:
     )
 
 
+def store_cost_line(cost, hold=None) -> str:
+    line = (
+        f"{cost.cpu_us_per_span:.0f} µs CPU per span, {cost.cpu_ms_per_checkout:.2f} ms per checkout "
+        f"({cost.spans_per_checkout} spans); a batch of 512 spans writes in {cost.batch_ms_median:.1f} ms "
+        f"(max {cost.batch_ms_max:.1f})"
+    )
+    if hold is not None and hold.cpu_ms == hold.cpu_ms:  # not NaN
+        line += f"; a create_order takes {hold.cpu_ms:.1f} ms CPU here"
+    return line
+
+
 def _fmt_range(summary, digits: int = 2) -> str:
     if summary is None:
         return "n/a"
@@ -67,6 +78,8 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
         ratio_row("hot item ÷ distinct items", "tracing on hot", "tracing on distinct", "hot"),
         ratio_row("shop (tracing on) ÷ raw-driver floor", "tracing on distinct", "floor", "floor"),
     ]
+    store = ratio_summary(per_second("tracing on+store distinct"), per_second("tracing on distinct"))
+    rows.append(("trace store on ÷ off (tracing on, throughput)", _fmt_range(store), "(its own cost)", ""))
     floor_off = ratio_summary(per_second("tracing off distinct"), per_second("floor"))
     rows.append(("shop (tracing off) ÷ raw-driver floor", _fmt_range(floor_off), "(for reference)", ""))
     if results.statement_counts:
@@ -120,6 +133,8 @@ def absolute_rows(args, results) -> list[tuple[str, str]]:
         rows.append((name, line))
     if results.lock_hold is not None:
         rows.append(("stock row lock held per checkout (in-process)", lock_hold_line(results.lock_hold)))
+    if results.store_cost is not None:
+        rows.append(("trace store writes (in-process)", store_cost_line(results.store_cost, results.lock_hold)))
     if results.spans_per_cycle:
         spans = ", ".join(f"{value:.1f}" for value in results.spans_per_cycle)
         rows.append(("spans received per cycle (tracing on)", spans))

@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma separated parts to leave out: tracing, hot, floor, statements, sweep, redis, memory",
+        help="comma separated parts to leave out: tracing, store, hot, floor, statements, sweep, redis, memory",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke-sized counts (overrides the counts above); the figures mean nothing"
@@ -134,6 +134,14 @@ def tracing_on(env: dict[str, str], endpoint: str, protocol: str, extra: list[st
 
 def tracing_off(env: dict[str, str]) -> dict[str, str]:
     return {**env, "OTEL_SDK_DISABLED": "true"}
+
+
+# Tracing on (exporting like "tracing on") and the built-in trace store on: its own cost is this ÷ tracing on.
+STORE_PART = "tracing on+store distinct"
+
+
+def with_trace_store(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "MALL_TRACE_STORE": "on"}
 
 
 # --------------------------------------------------------------------------- database
@@ -215,6 +223,7 @@ class Results:
     statement_counts: list = field(default_factory=list)
     floor_statements: int = 0
     lock_hold: object = None
+    store_cost: object = None  # bench.store.StoreCost
     sweeps: list = field(default_factory=list)
     memory: list[list[tuple[int, int]]] = field(default_factory=list)  # per step, per worker: (RSS, peak) KiB
     seconds: float = 0.0
@@ -263,14 +272,15 @@ def measure_rounds(args, env, sink, seed_data, results, plan, fingerprint) -> No
     from bench.load import run_batch
     from bench.server import gunicorn
 
-    parts = ["tracing on distinct", "tracing off distinct", "tracing on hot", "floor"]
-    skipped = {"tracing": "tracing off distinct", "hot": "tracing on hot", "floor": "floor"}
+    parts = ["tracing on distinct", "tracing off distinct", STORE_PART, "tracing on hot", "floor"]
+    skipped = {"tracing": "tracing off distinct", "store": STORE_PART, "hot": "tracing on hot", "floor": "floor"}
     parts = [part for part in parts if part not in {skipped[k] for k in args.skip if k in skipped}]
     on_env = tracing_on(env, sink.endpoint_for(args.otlp_protocol), args.otlp_protocol, args.traced_env)
+    servers = {"on": on_env, "off": tracing_off(env), "store": with_trace_store(on_env)}
     with ExitStack() as stack:
         urls, warmed = {}, {}
-        for name, server_env in (("on", on_env), ("off", tracing_off(env))):
-            if name == "off" and "tracing off distinct" not in parts:
+        for name, server_env in servers.items():
+            if (name == "off" and "tracing off distinct" not in parts) or (name == "store" and STORE_PART not in parts):
                 continue
             log = Path(args.log_dir) / f"gunicorn-tracing-{name}.log"
             urls[name], _ = stack.enter_context(
@@ -278,7 +288,7 @@ def measure_rounds(args, env, sink, seed_data, results, plan, fingerprint) -> No
             )
             warmed[name] = run_batch(urls[name], buyers_of(seed_data, hot=False), cycles=args.warmup).cycles
         _settle(sink, float("inf"), timeout=2.5)  # the warm-up's spans, to learn how many a cycle makes
-        spans_per_cycle = sink.spans / max(warmed["on"], 1)
+        spans_per_cycle = sink.spans / max(warmed["on"] + warmed.get("store", 0), 1)  # both export to the sink
         traced_cycles, traced_spans_before = 0, sink.spans
         for number in range(args.rounds):
             print(f"round {number + 1}/{args.rounds}", flush=True)
@@ -286,7 +296,7 @@ def measure_rounds(args, env, sink, seed_data, results, plan, fingerprint) -> No
                 if part == "floor":
                     measure_floor(args, seed_data, results, plan, fingerprint)
                     continue
-                url = urls["on" if part.startswith("tracing on") else "off"]
+                url = urls["store" if part == STORE_PART else "on" if part.startswith("tracing on") else "off"]
                 spans_before = sink.spans
                 result = run_batch(url, buyers_of(seed_data, hot=part.endswith("hot")), cycles=args.cycles)
                 results.samples(part).add(result)
@@ -432,6 +442,12 @@ def main(argv=None) -> int:
         results.lock_hold = stock_lock_hold(checkouts=20 if args.quick else 200)
         print(f"stock lock held per checkout (in-process): {report.lock_hold_line(results.lock_hold)}", flush=True)
     cycle = capture_checkout_cycle()
+    if "store" not in args.skip:
+        from bench.store import store_write_cost
+
+        statements = [s.sql for s in cycle.statements if not s.sql.upper().startswith("BEGIN")]
+        results.store_cost = store_write_cost(checkouts=20 if args.quick else 400, statements=statements)
+        print(f"trace store, in-process: {report.store_cost_line(results.store_cost, results.lock_hold)}", flush=True)
     plan = check_replay(cycle)
     results.floor_statements = sum(len(group.steps) for group in plan)
 

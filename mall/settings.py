@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "inventory",
     "carts",
     "orders",
+    "mall.telemetry",
 ]
 
 MIDDLEWARE = [
@@ -168,7 +169,23 @@ if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION
 CHECKOUT_THROTTLE_RATE = os.environ.get("CHECKOUT_THROTTLE_RATE", "60/minute").strip()
 if CHECKOUT_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     CHECKOUT_THROTTLE_RATE = None
-JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "http://localhost:16686").rstrip("/")
+# --- Following orders: "Open trace" links go to Jaeger when JAEGER_UI_URL is set (e.g. http://localhost:16686),
+# else to the built-in trace view (/admin/traces/) when the trace store is on, else nowhere.
+JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "").strip().rstrip("/")
+# The built-in store of recent spans: on by default when spans go to no collector (no OTLP endpoint).
+_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_TRACE_STORE = os.environ.get("MALL_TRACE_STORE", "").strip().lower()
+if _TRACE_STORE not in {"", "on", "off", "1", "0", "true", "false", "yes", "no"}:
+    raise ImproperlyConfigured(f"MALL_TRACE_STORE must be on or off, not {_TRACE_STORE!r}")
+MALL_TRACE_STORE = env_bool("MALL_TRACE_STORE", not _OTLP_ENDPOINT)
+# Its bounds, kept by the store itself: spans older than this many seconds, and beyond this many spans, go.
+try:
+    MALL_TRACE_STORE_RETENTION = int(os.environ.get("MALL_TRACE_STORE_RETENTION", str(24 * 3600)))
+    MALL_TRACE_STORE_MAX_SPANS = int(os.environ.get("MALL_TRACE_STORE_MAX_SPANS", "200000"))
+except ValueError:
+    raise ImproperlyConfigured(
+        "MALL_TRACE_STORE_RETENTION (seconds) and MALL_TRACE_STORE_MAX_SPANS must be whole numbers"
+    ) from None
 
 
 # --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off

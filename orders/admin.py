@@ -1,10 +1,18 @@
-from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from mall.telemetry.links import order_traces_url, trace_url
 from orders.errors import OrderNotPending
-from orders.models import Order, OrderLine
+from orders.models import Order, OrderEvent, OrderLine
 from orders.services import cancel_order
+
+
+def _trace_link(trace_id: str, text: str = "Open trace"):
+    """A link to the trace where it opens (Jaeger or the built-in view), else "-"."""
+    url = trace_url(trace_id)
+    if url is None:
+        return "-"
+    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, text)
 
 
 class OrderLineInline(admin.TabularInline):
@@ -18,6 +26,27 @@ class OrderLineInline(admin.TabularInline):
         return False
 
 
+class OrderEventInline(admin.TabularInline):
+    """The order's lifecycle, oldest first, each change with a link to the trace that made it."""
+
+    model = OrderEvent
+    fields = ["kind", "at", "actor", "staff_user", "trace"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "history"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="trace")
+    def trace(self, event):
+        return _trace_link(event.trace_id)
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = ["order_no", "user", "status", "pay_price", "created_at", "expires_at", "open_trace"]
@@ -25,7 +54,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ["order_no", "user__username"]
     list_select_related = ["user"]
     date_hierarchy = "created_at"
-    inlines = [OrderLineInline]
+    inlines = [OrderLineInline, OrderEventInline]
     actions = ["cancel_pending"]
     readonly_fields = [
         "order_no",
@@ -37,26 +66,28 @@ class OrderAdmin(admin.ModelAdmin):
         "paid_at",
         "ended_at",
         "open_trace",
+        "all_traces",
         "idempotency_key",
     ]
     fields = readonly_fields + ["address", "signer_name", "signer_mobile", "post", "note"]
 
     @admin.display(description="trace")
     def open_trace(self, order):
-        if not order.trace_id:
+        return _trace_link(order.trace_id)
+
+    @admin.display(description="all traces of the order")
+    def all_traces(self, order):
+        url = order_traces_url(order.order_no)
+        if url is None:
             return "-"
-        return format_html(
-            '<a href="{}/trace/{}" target="_blank" rel="noopener">Open trace</a>',
-            settings.JAEGER_UI_URL,
-            order.trace_id,
-        )
+        return format_html('<a href="{}" target="_blank" rel="noopener">Find traces by mall.order.no</a>', url)
 
     @admin.action(description="Cancel selected pending orders (returns their stock)", permissions=["change"])
     def cancel_pending(self, request, queryset):
         cancelled = skipped = 0
         for order in queryset:
             try:
-                cancel_order(order=order)
+                cancel_order(order=order, staff_user=request.user)
                 cancelled += 1
             except OrderNotPending:
                 skipped += 1

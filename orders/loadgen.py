@@ -459,7 +459,7 @@ class LoadSummary:
     seed: int
     outcomes: list[OrderOutcome]
     elapsed: float
-    jaeger_ui_url: str
+    trace_url: Callable[[str], str | None]  # where a trace opens; None: nowhere (no link is printed)
     figures: dict = field(init=False)
 
     def __post_init__(self):
@@ -488,7 +488,7 @@ class LoadSummary:
             "elapsed_s": round(self.elapsed, 3),
             "orders_per_s": round(placed / self.elapsed, 2) if self.elapsed > 0 else 0.0,
             "sample_traces": [
-                {"trace_id": o.trace_id, "outcome": o.label, "url": f"{self.jaeger_ui_url}/trace/{o.trace_id}"}
+                {"trace_id": o.trace_id, "outcome": o.label, "url": self.trace_url(o.trace_id)}
                 for o in _sample(outcomes)
             ],
         }

@@ -2,14 +2,27 @@
 
 from opentelemetry import metrics
 
-CHECKOUT_OUTCOMES = ("placed", "insufficient_stock", "cart_empty", "error")
+from carts.errors import CartEmpty
+from goods.errors import GoodsUnavailable
+from inventory.errors import InsufficientStock
+from orders.errors import IdempotencyKeyReused, OrderTooLarge
+
+# Every refusal (4xx) a checkout can answer has its own outcome; every fault (5xx: a bug, a database that
+# stayed unavailable after the retries, an injected fault) is "error".
+CHECKOUT_ERROR = "error"
+CHECKOUT_REFUSALS = (CartEmpty, GoodsUnavailable, OrderTooLarge, InsufficientStock, IdempotencyKeyReused)
+CHECKOUT_OUTCOMES = (
+    "placed",
+    *(refusal.code for refusal in CHECKOUT_REFUSALS),
+    CHECKOUT_ERROR,
+)
 
 _meter = metrics.get_meter("mall.orders")
 
 orders_placed = _meter.create_counter(
     "mall.orders.placed",
     unit="{order}",
-    description="Checkouts by outcome: placed | insufficient_stock | cart_empty | error",
+    description="Checkouts by outcome: placed, a refusal's code (cart_empty, insufficient_stock, ...) or error",
 )
 checkout_duration = _meter.create_histogram(
     "mall.checkout.duration", unit="s", description="Duration of a checkout (create_order), by outcome"

@@ -73,3 +73,35 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.nums} × {self.goods_name}"
+
+
+class OrderEvent(models.Model):
+    """One change of an order, written in the same transaction as the change: what, when, who, and its trace."""
+
+    class Kind(models.TextChoices):
+        PLACED = "placed", "placed"
+        PAID = "paid", "paid"
+        CANCELLED = "cancelled", "cancelled"
+        CLOSED = "closed", "closed"
+
+    class Actor(models.TextChoices):
+        CUSTOMER = "customer", "customer"
+        STAFF = "staff", "staff"
+        TIMEOUT = "timeout", "timeout"  # the order's payment-timeout task
+        SWEEP = "sweep", "sweep"  # the safety-net sweep of overdue orders
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=10, choices=Actor.choices)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The request's or task's trace (32 hex digits), "" when it was not traced.
+    trace_id = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"

@@ -8,9 +8,11 @@ from django.db.models import QuerySet
 from orders.models import Order
 
 
-def orders_of(*, user) -> QuerySet[Order]:
-    """The user's orders, newest first, lines prefetched (two queries per page)."""
-    return Order.objects.filter(user=user).prefetch_related("lines").order_by("-id")
+def orders_of(*, user, with_events: bool = False) -> QuerySet[Order]:
+    """The user's orders, newest first, lines (and with ``with_events`` their events) prefetched:
+    one query per relation, whatever the number of orders."""
+    related = ("lines", "events") if with_events else ("lines",)
+    return Order.objects.filter(user=user).prefetch_related(*related).order_by("-id")
 
 
 def overdue_orders(*, now: datetime, exclude: Collection[int] = ()) -> QuerySet[Order]:

@@ -6,7 +6,7 @@ model on every response, which was ~10 % of a checkout's CPU (docs/PERFORMANCE.m
 
 from rest_framework import serializers
 
-from orders.models import Order
+from orders.models import Order, OrderEvent
 
 # Money: decimal strings with 2 places (COERCE_DECIMAL_TO_STRING), the model fields' precision.
 _PRICE = {"max_digits": 12, "decimal_places": 2, "read_only": True}
@@ -45,6 +45,19 @@ class OrderSerializer(serializers.Serializer):
     ended_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="when it was cancelled or closed")
     trace_id = serializers.CharField(read_only=True)
     lines = OrderLineSerializer(many=True, read_only=True)
+
+
+class OrderEventSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=OrderEvent.Kind.choices, read_only=True)
+    at = serializers.DateTimeField(read_only=True)
+    actor = serializers.ChoiceField(choices=OrderEvent.Actor.choices, read_only=True)
+    trace_id = serializers.CharField(read_only=True, help_text='the 32-hex trace that made the change; "" if untraced')
+
+
+class OrderDetailSerializer(OrderSerializer):
+    """One order with its lifecycle, oldest event first (the list leaves the events out: no query per order)."""
+
+    events = OrderEventSerializer(many=True, read_only=True)
 
 
 class CheckoutSerializer(serializers.Serializer):

@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from carts.errors import CartEmpty
 from carts.selectors import checked_items_for_checkout
@@ -25,24 +24,19 @@ from goods.selectors import goods_for_sale_by_id
 from inventory.services import deduct_stock, return_stock, return_stock_of_orders
 from mall.db import is_transient_lock_error, retry_on_lock_conflict, violated_constraint
 from mall.errors import DomainError
-from mall.telemetry import format_span_id, format_trace_id
+from mall.telemetry import format_span_id, format_trace_id, names
+from mall.telemetry.links import traceparent_of
+from mall.telemetry.spans import operation_span
 from orders import metrics
 from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending, OrderTooLarge
-from orders.models import Order, OrderLine
+from orders.events import record_closed_events, record_event
+from orders.models import Order, OrderEvent, OrderLine
 from orders.selectors import overdue_orders
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("mall.orders")
 
-CHECKOUT_STEPS = (
-    "select_shopcart",
-    "query_goods",
-    "query_inv",
-    "save_order",
-    "save_order_goods",
-    "delete_shopcart",
-    "schedule_timeout",
-)
+CHECKOUT_STEPS = names.CHECKOUT_STEPS
 _PAY_PRICE_FIELD = Order._meta.get_field("pay_price")
 MAX_PAY_PRICE = Decimal(10) ** (_PAY_PRICE_FIELD.max_digits - _PAY_PRICE_FIELD.decimal_places) - Decimal("0.01")
 # The unique constraints a checkout race may hit and retry: the Idempotency-Key and the order number.
@@ -59,7 +53,7 @@ class CheckoutResult:
 @contextmanager
 def _step(name: str):
     """A checkout step: its own span, under ``create_order``; CHECKOUT_FAIL_STEP makes it fail."""
-    with tracer.start_as_current_span(name) as span:
+    with operation_span(tracer, name) as span:
         yield span
         if name == settings.CHECKOUT_FAIL_STEP:
             # After the step's writes, so the rollback of a partial checkout is what gets tested.
@@ -105,7 +99,7 @@ def create_order(
     )
     started = time.perf_counter()
     outcome = "error"
-    with tracer.start_as_current_span("create_order", attributes={"user.id": str(user.pk)}) as span:
+    with operation_span(tracer, names.CREATE_ORDER, attributes={names.USER_ID: str(user.pk)}) as span:
         try:
             if idempotency_key:
                 existing = _order_for_key(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -145,7 +139,7 @@ def create_order(
             outcome = "placed" if result.created else "replayed"
             return _describe(span, result)
         except DomainError as exc:
-            outcome = exc.code if exc.code in metrics.CHECKOUT_OUTCOMES else "error"
+            outcome = exc.code if exc.code in metrics.CHECKOUT_OUTCOMES else metrics.CHECKOUT_ERROR
             logger.warning("checkout refused code=%s user_id=%s", exc.code, user.pk)
             raise
         except Exception:
@@ -159,14 +153,19 @@ def create_order(
 
 def _describe(span, result: CheckoutResult) -> CheckoutResult:
     order = result.order
-    span.set_attribute("mall.order.no", order.order_no)
-    span.set_attribute("mall.order.id", order.pk)
-    span.set_attribute("mall.order.pay_price", str(order.pay_price))
+    _name_order(span, order)
+    span.set_attribute(names.ORDER_PAY_PRICE, str(order.pay_price))
     if result.created:
         logger.info("order placed order_no=%s pay_price=%s", order.order_no, order.pay_price)
     else:
-        span.set_attribute("mall.order.replayed", True)
+        span.set_attribute(names.ORDER_REPLAYED, True)
     return result
+
+
+def _name_order(span, order: Order) -> None:
+    """The order's number and id on ``span``: a search by the tag mall.order.no finds every trace of an order."""
+    span.set_attribute(names.ORDER_NO, order.order_no)
+    span.set_attribute(names.ORDER_ID, order.pk)
 
 
 def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) -> CheckoutResult:
@@ -182,7 +181,7 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
                     if existing is not None:
                         return CheckoutResult(existing, created=False)
                 raise CartEmpty()
-        span.set_attribute("mall.order.line_count", len(items))
+        span.set_attribute(names.ORDER_LINE_COUNT, len(items))
 
         with _step("query_goods"):
             goods_by_id = goods_for_sale_by_id(goods_ids=[item.goods_id for item in items])
@@ -212,6 +211,7 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
                 request_fingerprint=request_fingerprint,
                 **fields,
             )
+            record_event(order=order, kind=OrderEvent.Kind.PLACED, at=order.created_at, actor=OrderEvent.Actor.CUSTOMER)
 
         with _step("save_order_goods"):
             for line in lines:
@@ -229,13 +229,6 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
         with _step("query_inv"):
             deduct_stock(order_no=order_no, quantities={item.goods_id: item.nums for item in items})
     return CheckoutResult(order, created=True, lines=lines)
-
-
-def traceparent_of(span: trace.Span) -> str:
-    """W3C ``traceparent`` of ``span`` (the timeout task links its close to the create_order span)."""
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span))
-    return carrier.get("traceparent", "")
 
 
 def schedule_order_timeout(*, order: Order, traceparent: str) -> None:
@@ -258,38 +251,50 @@ def schedule_order_timeout(*, order: Order, traceparent: str) -> None:
 
 
 def pay_order(*, order: Order) -> Order:
-    """Simulated payment: pending → paid before the deadline, else ``OrderNotPending``.
+    """Simulated payment by the customer: pending → paid before the deadline, else ``OrderNotPending``.
 
-    An order past its deadline is no longer payable even before the timeout task closed it.
+    Span ``pay_order``; the ``paid`` event is written in the payment's transaction. An order past its
+    deadline is no longer payable even before the timeout task closed it.
     """
-    now = timezone.now()
-    updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING, expires_at__gt=now).update(
-        status=Order.Status.PAID, paid_at=now, updated_at=now
-    )
-    if not updated:
-        status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
-        if status == Order.Status.PENDING:
-            raise OrderNotPending("The order is past its payment deadline.", status="expired")
-        raise OrderNotPending(status=status)
-    order.refresh_from_db()
-    logger.info("order paid order_no=%s", order.order_no)
-    return order
+    with operation_span(tracer, names.PAY_ORDER) as span:
+        _name_order(span, order)
+        now = timezone.now()
+        with transaction.atomic():
+            updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING, expires_at__gt=now).update(
+                status=Order.Status.PAID, paid_at=now, updated_at=now
+            )
+            if updated:
+                record_event(order=order, kind=OrderEvent.Kind.PAID, at=now, actor=OrderEvent.Actor.CUSTOMER)
+        if not updated:
+            status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
+            if status == Order.Status.PENDING:
+                raise OrderNotPending("The order is past its payment deadline.", status="expired")
+            raise OrderNotPending(status=status)
+        order.refresh_from_db()
+        logger.info("order paid order_no=%s", order.order_no)
+        return order
 
 
 @retry_on_lock_conflict
-def cancel_order(*, order: Order) -> Order:
-    """The customer (or staff) cancels a pending order; its stock is returned once.
+def cancel_order(*, order: Order, staff_user=None) -> Order:
+    """The customer (or, with ``staff_user``, staff) cancels a pending order; its stock is returned once.
 
-    Lock order (``inventory.locks``): the order row, then the goods rows (shared, by the return's
-    ledger insert), then the stock rows. A lost deadlock or lock wait is retried.
+    Span ``cancel_order``; the ``cancelled`` event is written in the cancellation's transaction. Lock
+    order (``inventory.locks``): the order row, then the goods rows (shared, by the return's ledger
+    insert), then the stock rows. A lost deadlock or lock wait is retried.
     """
-    with transaction.atomic():
-        if not _end_pending_order(order=order, status=Order.Status.CANCELLED, now=timezone.now()):
-            raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
-    metrics.orders_closed.add(1, {"reason": "cancelled"})
-    order.refresh_from_db()
-    logger.info("order cancelled order_no=%s", order.order_no)
-    return order
+    actor = OrderEvent.Actor.STAFF if staff_user is not None else OrderEvent.Actor.CUSTOMER
+    with operation_span(tracer, names.CANCEL_ORDER, attributes={names.ORDER_ACTOR: actor}) as span:
+        _name_order(span, order)
+        now = timezone.now()
+        with transaction.atomic():
+            if not _end_pending_order(order=order, status=Order.Status.CANCELLED, now=now):
+                raise OrderNotPending(status=Order.objects.values_list("status", flat=True).get(pk=order.pk))
+            record_event(order=order, kind=OrderEvent.Kind.CANCELLED, at=now, actor=actor, staff_user=staff_user)
+        metrics.orders_closed.add(1, {"reason": "cancelled"})
+        order.refresh_from_db()
+        logger.info("order cancelled order_no=%s actor=%s", order.order_no, actor)
+        return order
 
 
 def _end_pending_order(*, order: Order, status: str, now: datetime, due_by: datetime | None = None) -> bool:
@@ -318,16 +323,19 @@ _SKIPPED = {
 
 
 @retry_on_lock_conflict
-def close_unpaid_order(*, order: Order, now: datetime | None = None) -> str:
+def close_unpaid_order(*, order: Order, now: datetime | None = None, actor: str = OrderEvent.Actor.TIMEOUT) -> str:
     """Close ``order`` if it is still pending past its deadline; returns the outcome.
 
     Outcomes: ``closed`` or ``skipped_paid`` / ``skipped_cancelled`` / ``skipped_closed`` /
     ``skipped_not_due``. Safe to run any number of times, concurrently, and racing pay/cancel.
     Same lock order as ``cancel_order``; a lost deadlock or lock wait is retried here.
+    A close writes its ``closed`` event (by ``actor``: the timeout task or the sweep) in its transaction.
     """
     now = now or timezone.now()
     with transaction.atomic():
         closed = _end_pending_order(order=order, status=Order.Status.CLOSED, now=now, due_by=now)
+        if closed:
+            record_event(order=order, kind=OrderEvent.Kind.CLOSED, at=now, actor=actor)
     if closed:
         metrics.orders_closed.add(1, {"reason": "timeout"})
         logger.info("order closed unpaid order_no=%s", order.order_no)
@@ -349,11 +357,12 @@ class ClosedOrder(NamedTuple):
 def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[ClosedOrder]:
     """Close up to ``limit`` orders still pending past their deadline at ``now``, in ONE transaction.
 
-    Six statements and one commit whatever the batch size: lock the batch (oldest deadline first,
+    Seven statements and one commit whatever the batch size: lock the batch (oldest deadline first,
     index order_status_deadline; with SKIP LOCKED where the database has it, so orders a pay, cancel
     or per-order close holds right now are passed over, not waited for), mark exactly those orders
     closed, read their lines, and return their stock (one lock of the goods' stock rows, one relative
-    update, one ledger insert: ``return_stock_of_orders``). Orders in ``exclude`` are not taken.
+    update, one ledger insert: ``return_stock_of_orders``), and one insert of their ``closed`` events.
+    Orders in ``exclude`` are not taken.
 
     Returns the orders closed, oldest deadline first (empty: nothing left to close). Any error rolls
     the whole batch back, nothing closed and no stock moved: the caller may close those orders one by
@@ -381,6 +390,7 @@ def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] =
         for order_id, goods_id, nums in lines:
             quantities_by_order[order_no_of[order_id]][goods_id] = nums
         units = return_stock_of_orders(quantities_by_order=quantities_by_order)
+        record_closed_events(order_ids=ids, at=now, actor=OrderEvent.Actor.SWEEP)
     metrics.orders_closed.add(len(batch), {"reason": "timeout"})
     metrics.stock_returned.add(units)
     logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)

@@ -6,11 +6,12 @@ import time
 from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import SpanContext, SpanKind
 
-from mall.telemetry import flush_telemetry, new_root_context
-from orders.models import Order
+from mall.telemetry import flush_telemetry, names, new_root_context
+from mall.telemetry.links import checkout_link, span_context_from_traceparent, stored_span_context
+from mall.telemetry.spans import mark_failure
+from orders.models import Order, OrderEvent
 from orders.selectors import overdue_order_ids
 from orders.services import ClosedOrder, close_overdue_batch
 from orders.services import close_unpaid_order as close_order_if_overdue
@@ -22,46 +23,31 @@ SWEEP_BATCH_SIZE = 500
 SWEEP_TIME_BUDGET = 45.0  # seconds; below the cluster's task timeout, the next sweep goes on
 
 
-def _stored_span_context(trace_id: str, span_id: str) -> SpanContext | None:
-    """The create_order span stored on an order (hex ids), or None if the order has none."""
-    if not (trace_id and span_id):
-        return None
-    try:
-        return SpanContext(
-            trace_id=int(trace_id, 16),
-            span_id=int(span_id, 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-    except ValueError:
-        return None
-
-
 def _checkout_span_context(order: Order, traceparent: str) -> SpanContext | None:
     """The create_order span of the order: from the task's traceparent, else stored on the order."""
-    if traceparent:
-        context = trace.get_current_span(
-            TraceContextTextMapPropagator().extract({"traceparent": traceparent})
-        ).get_span_context()
-        if context.is_valid:
-            return context
-    return _stored_span_context(order.trace_id, order.span_id)
+    return span_context_from_traceparent(traceparent) or stored_span_context(order.trace_id, order.span_id)
 
 
-def _close_traced(order_id: int, traceparent: str = "") -> str:
+def _close_traced(order_id: int, traceparent: str = "", *, actor: str = OrderEvent.Actor.TIMEOUT) -> str:
     """One close in its own trace ``close_unpaid_order``, linked to the order's checkout span."""
-    with tracer.start_as_current_span("close_unpaid_order", context=new_root_context(), kind=SpanKind.CONSUMER) as span:
-        span.set_attribute("mall.order.id", order_id)
+    with tracer.start_as_current_span(
+        names.CLOSE_UNPAID_ORDER,
+        context=new_root_context(),
+        kind=SpanKind.CONSUMER,
+        attributes={names.ORDER_ACTOR: actor},
+    ) as span:
+        span.set_attribute(names.ORDER_ID, order_id)
         order = Order.objects.filter(pk=order_id).first()
         if order is None:
-            span.set_attribute("mall.order.outcome", "skipped_missing")
+            span.set_attribute(names.ORDER_OUTCOME, "skipped_missing")
             return "skipped_missing"
         checkout = _checkout_span_context(order, traceparent)
         if checkout is not None:
-            span.add_link(checkout, {"mall.link": "create_order"})
-        span.set_attribute("mall.order.no", order.order_no)
-        outcome = close_order_if_overdue(order=order)
-        span.set_attribute("mall.order.outcome", outcome)
+            link = checkout_link(checkout)
+            span.add_link(link.context, link.attributes)
+        span.set_attribute(names.ORDER_NO, order.order_no)
+        outcome = close_order_if_overdue(order=order, actor=actor)
+        span.set_attribute(names.ORDER_OUTCOME, outcome)
         return outcome
 
 
@@ -80,12 +66,17 @@ def _trace_closed_orders(batch: list[ClosedOrder], *, parent: Context, begun_ns:
     transaction (begin → commit). Made after the commit: no database work, no children.
     """
     for order in batch:
-        checkout = _stored_span_context(order.trace_id, order.span_id)
+        checkout = stored_span_context(order.trace_id, order.span_id)
         span = tracer.start_span(
-            "close_unpaid_order",
+            names.CLOSE_UNPAID_ORDER,
             context=parent,
-            links=[Link(checkout, {"mall.link": "create_order"})] if checkout is not None else (),
-            attributes={"mall.order.id": order.id, "mall.order.no": order.order_no, "mall.order.outcome": "closed"},
+            links=[checkout_link(checkout)] if checkout is not None else (),
+            attributes={
+                names.ORDER_ID: order.id,
+                names.ORDER_NO: order.order_no,
+                names.ORDER_OUTCOME: "closed",
+                names.ORDER_ACTOR: OrderEvent.Actor.SWEEP,
+            },
             start_time=begun_ns,
         )
         span.end(end_time=committed_ns)
@@ -97,18 +88,17 @@ def _close_batch_traced(*, limit: int, exclude: set[int]) -> list[ClosedOrder] |
     The orders closed, or None if the batch failed: rolled back, logged, its span marked ERROR.
     """
     with tracer.start_as_current_span(
-        "close_overdue_orders", context=new_root_context(), kind=SpanKind.CONSUMER
+        names.CLOSE_OVERDUE_ORDERS, context=new_root_context(), kind=SpanKind.CONSUMER
     ) as span:
         begun_ns = time.time_ns()
         try:
             batch = close_overdue_batch(now=timezone.now(), limit=limit, exclude=exclude)
         except Exception as exc:
             logger.exception("safety net could not close a batch of overdue orders; closing them one by one")
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            mark_failure(span, exc)
             return None
         committed_ns = time.time_ns()
-        span.set_attribute("mall.sweep.closed", len(batch))
+        span.set_attribute(names.SWEEP_CLOSED, len(batch))
         parent = trace.set_span_in_context(span)
         _trace_closed_orders(batch, parent=parent, begun_ns=begun_ns, committed_ns=committed_ns)
         return batch
@@ -125,7 +115,7 @@ def _close_one_by_one(*, limit: int, exclude: set[int], budget_ends: float) -> t
         if time.monotonic() > budget_ends:
             break  # e.g. every close waits out a lock: the next sweep goes on
         try:
-            outcome = _close_traced(order_id)
+            outcome = _close_traced(order_id, actor=OrderEvent.Actor.SWEEP)
         except Exception:
             logger.exception("safety net could not close order_id=%s", order_id)
             outcome = "failed"

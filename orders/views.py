@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
 from orders.selectors import orders_of
-from orders.serializers import CheckoutSerializer, OrderSerializer
+from orders.serializers import CheckoutSerializer, OrderDetailSerializer, OrderSerializer
 from orders.services import cancel_order, create_order, pay_order
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
@@ -30,10 +30,12 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     lookup_value_converter = "id"
 
     def get_queryset(self):
-        return orders_of(user=self.request.user)
+        return orders_of(user=self.request.user, with_events=self.action == "retrieve")
 
     def get_serializer_class(self):
-        return CheckoutSerializer if self.action == "create" else OrderSerializer
+        if self.action == "create":
+            return CheckoutSerializer
+        return OrderSerializer if self.action == "list" else OrderDetailSerializer
 
     def get_throttles(self):
         return [CheckoutRateThrottle()] if self.action == "create" else []
@@ -56,14 +58,14 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=None, responses=OrderSerializer)
+    @extend_schema(request=None, responses=OrderDetailSerializer)
     @action(detail=True, methods=["post"])
     def pay(self, request, pk=None):
         """Simulated payment of a pending order."""
-        return Response(OrderSerializer(pay_order(order=self.get_object())).data)
+        return Response(OrderDetailSerializer(pay_order(order=self.get_object())).data)
 
-    @extend_schema(request=None, responses=OrderSerializer)
+    @extend_schema(request=None, responses=OrderDetailSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a pending order; its stock is returned."""
-        return Response(OrderSerializer(cancel_order(order=self.get_object())).data)
+        return Response(OrderDetailSerializer(cancel_order(order=self.get_object())).data)

@@ -1,5 +1,6 @@
 """Fixtures that read like the shop: users, goods in stock, carts, an API client, captured spans."""
 
+import os
 from decimal import Decimal
 
 import pytest
@@ -24,8 +25,11 @@ def pytest_configure(config):
     # Hashing is not under test here; PBKDF2's deliberate slowness would dominate the suite.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-    # The real set-up (Django + DB-API instrumentation), plus in-memory readers for assertions.
-    configure_telemetry(metric_readers=[_metric_reader])
+    # The real set-up (Django + DB-API instrumentation), plus in-memory readers for assertions. No trace
+    # store, here or in the shop processes tests start (unless a test turns it on): its writes from a
+    # background thread would queue behind each test's open transaction on SQLite.
+    os.environ.setdefault("MALL_TRACE_STORE", "off")
+    configure_telemetry(metric_readers=[_metric_reader], trace_store=False)
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(_span_exporter))
 
 

@@ -1,12 +1,19 @@
-"""Order ↔ trace in the admin: staff open an order's checkout trace in Jaeger from the list and the order page."""
+"""Order ↔ trace in the admin: links lead where the trace opens (contract v2, "Trace viewing").
 
+JAEGER_UI_URL set: Jaeger. Unset with the trace store on: the built-in view /admin/traces/<id>/.
+Unset with the store off: no link at all (a link to nowhere is worse than none).
+"""
+
+import json
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
 
-from orders.services import create_order
-from tests.factories import TEST_PASSWORD, fill_cart
+from orders.models import OrderEvent
+from orders.services import create_order, pay_order
+from tests.factories import TEST_PASSWORD, UserFactory, fill_cart
 
 ORDER_LIST = "/admin/orders/order/"
 
@@ -24,52 +31,110 @@ def traced_order(user, goods_in_stock, address):
     return create_order(user=user, **address).order
 
 
-def trace_links(html: str) -> list[tuple[str, str]]:
-    """(href, text) of every link whose text is "Open trace"."""
-    return re.findall(r'<a href="([^"]+)"[^>]*>(Open trace)</a>', html)
+@pytest.fixture
+def jaeger(settings):
+    settings.JAEGER_UI_URL = "https://jaeger.example.test"
+    return settings.JAEGER_UI_URL
+
+
+@pytest.fixture
+def store_on(settings):
+    settings.JAEGER_UI_URL = ""
+    settings.MALL_TRACE_STORE = True
+
+
+@pytest.fixture
+def nowhere(settings):
+    settings.JAEGER_UI_URL = ""
+    settings.MALL_TRACE_STORE = False
+
+
+def trace_links(html: str) -> list[str]:
+    """The href of every link whose text is "Open trace"."""
+    return re.findall(r'<a href="([^"]+)"[^>]*>Open trace</a>', html)
+
+
+def search_links(html: str) -> list[str]:
+    return re.findall(r'<a href="([^"]+)"[^>]*>Find traces by mall.order.no</a>', html)
+
+
+def page(client, url: str) -> str:
+    response = client.get(url, secure=True)
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 @pytest.mark.django_db
-def test_the_order_list_links_each_order_to_its_trace_in_jaeger(staff_client, traced_order):
+def test_with_jaeger_configured_the_order_list_links_each_order_to_jaeger(staff_client, traced_order, jaeger):
     assert re.fullmatch(r"[0-9a-f]{32}", traced_order.trace_id)
 
-    response = staff_client.get(ORDER_LIST, secure=True)
-
-    assert response.status_code == 200
-    assert trace_links(response.content.decode()) == [
-        (f"http://localhost:16686/trace/{traced_order.trace_id}", "Open trace")
-    ]
+    assert trace_links(page(staff_client, ORDER_LIST)) == [f"{jaeger}/trace/{traced_order.trace_id}"]
 
 
 @pytest.mark.django_db
-def test_the_order_page_links_to_its_trace_at_the_configured_jaeger(staff_client, traced_order, settings):
-    settings.JAEGER_UI_URL = "https://jaeger.example.test"
-
-    response = staff_client.get(f"{ORDER_LIST}{traced_order.pk}/change/", secure=True)
-
-    assert response.status_code == 200
-    assert trace_links(response.content.decode()) == [
-        (f"https://jaeger.example.test/trace/{traced_order.trace_id}", "Open trace")
-    ]
+def test_without_jaeger_the_links_open_the_built_in_trace_view(staff_client, traced_order, store_on):
+    assert trace_links(page(staff_client, ORDER_LIST)) == [f"/admin/traces/{traced_order.trace_id}/"]
 
 
 @pytest.mark.django_db
-def test_an_order_without_a_trace_has_no_link(staff_client, traced_order):
+def test_without_jaeger_and_without_the_store_there_is_no_link(staff_client, traced_order, nowhere):
+    assert trace_links(page(staff_client, ORDER_LIST)) == []
+    html = page(staff_client, f"{ORDER_LIST}{traced_order.pk}/change/")
+    assert trace_links(html) == [] and search_links(html) == []
+
+
+@pytest.mark.django_db
+def test_the_order_page_links_the_order_and_each_event_to_its_trace_and_to_the_search_by_order_no(
+    staff_client, traced_order, jaeger
+):
+    pay_order(order=traced_order)
+    placed, paid = OrderEvent.objects.filter(order=traced_order).order_by("id")
+
+    html = page(staff_client, f"{ORDER_LIST}{traced_order.pk}/change/")
+
+    assert paid.trace_id and paid.trace_id != placed.trace_id == traced_order.trace_id
+    assert trace_links(html) == [
+        f"{jaeger}/trace/{trace_id}" for trace_id in (placed.trace_id, placed.trace_id, paid.trace_id)
+    ]
+    [search] = search_links(html)
+    url = urlsplit(search.replace("&amp;", "&"))
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{jaeger}/search"
+    assert json.loads(parse_qs(url.query)["tags"][0]) == {"mall.order.no": traced_order.order_no}
+    assert parse_qs(url.query)["service"] == ["mall"]
+
+
+@pytest.mark.django_db
+def test_the_search_by_order_no_uses_the_built_in_list_without_jaeger(staff_client, traced_order, store_on):
+    html = page(staff_client, f"{ORDER_LIST}{traced_order.pk}/change/")
+
+    assert search_links(html) == [f"/admin/traces/?order_no={traced_order.order_no}"]
+
+
+@pytest.mark.django_db
+def test_an_order_without_a_trace_has_no_link(staff_client, traced_order, jaeger):
     traced_order.trace_id = ""
     traced_order.save(update_fields=["trace_id"])
+    traced_order.events.update(trace_id="")
 
-    response = staff_client.get(f"{ORDER_LIST}{traced_order.pk}/change/", secure=True)
-
-    assert response.status_code == 200
-    assert trace_links(response.content.decode()) == []
+    assert trace_links(page(staff_client, f"{ORDER_LIST}{traced_order.pk}/change/")) == []
 
 
 @pytest.mark.django_db
-def test_customers_do_not_see_the_admin(user, traced_order):
+def test_customers_do_not_see_the_admin_nor_the_traces(user, traced_order):
     client = Client()
     client.force_login(user)
 
-    response = client.get(ORDER_LIST, secure=True)
+    for url in (ORDER_LIST, "/admin/traces/", f"/admin/traces/{traced_order.trace_id}/"):
+        response = client.get(url, secure=True)
+        assert response.status_code == 302, url
+        assert "/admin/login/" in response["Location"]
 
-    assert response.status_code == 302
-    assert "/admin/login/" in response["Location"]
+
+@pytest.mark.django_db
+def test_staff_without_the_view_permission_are_refused_the_traces(traced_order):
+    clerk = UserFactory(is_staff=True)
+    client = Client()
+    client.force_login(clerk)
+
+    assert client.get("/admin/traces/", secure=True).status_code == 403
+    assert client.get(f"/admin/traces/{traced_order.trace_id}/", secure=True).status_code == 403

@@ -98,7 +98,7 @@ def test_checkout_trace_has_one_span_per_step_under_create_order(api, user, good
     assert all(s.status.status_code is not StatusCode.ERROR for s in finished)
 
 
-def test_empty_cart_is_refused_and_traced_as_an_error(api, user, goods_in_stock, address, spans):
+def test_empty_cart_is_refused_and_traced_as_a_refusal_not_an_error(api, user, goods_in_stock, address, spans):
     CartItem.objects.create(user=user, goods=goods_in_stock(), nums=1, checked=False)  # not checked: not ordered
     before = shop_state()
     spans.clear()
@@ -109,10 +109,11 @@ def test_empty_cart_is_refused_and_traced_as_an_error(api, user, goods_in_stock,
     assert response.json()["code"] == "cart_empty"
     assert shop_state() == before
     finished = spans.get_finished_spans()
-    for name in ("select_shopcart", "create_order"):
+    for name in ("select_shopcart", "create_order"):  # contract v2: a refusal (4xx) is not a span error
         span = by_name(finished, name)
-        assert span.status.status_code is StatusCode.ERROR
-        assert any(e.name == "exception" for e in span.events)
+        assert span.status.status_code is StatusCode.UNSET
+        assert span.attributes["mall.refusal.code"] == "cart_empty"
+        assert not [e for e in span.events if e.name == "exception"]
     assert not [s for s in finished if s.name in CHECKOUT_STEPS[1:]]
 
 
@@ -143,7 +144,10 @@ def test_insufficient_stock_rolls_everything_back(api, user, goods_in_stock, add
     assert response.json()["code"] == "insufficient_stock"
     assert response.json()["goods"] == [scarce.pk]
     assert shop_state() == before
-    assert by_name(spans.get_finished_spans(), "query_inv").status.status_code is StatusCode.ERROR
+    for name in ("query_inv", "create_order"):
+        span = by_name(spans.get_finished_spans(), name)
+        assert span.status.status_code is StatusCode.UNSET
+        assert span.attributes["mall.refusal.code"] == "insufficient_stock"
 
 
 @pytest.mark.parametrize("step", CHECKOUT_STEPS)

@@ -4,11 +4,11 @@ import json
 from io import StringIO
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from opentelemetry.trace import SpanKind
 
 from carts.models import CartItem
+from mall.telemetry.links import trace_url
 from orders.models import Order, OrderLine
 from tests.support import free_port, read_log, shop_env, shop_server, wait_until
 
@@ -71,7 +71,7 @@ def test_in_process_orders_placed_are_the_summarys_count():
     assert summary["orders_per_s"] > 0
     samples = summary["sample_traces"]
     assert len(samples) == 5
-    assert all(s["url"] == f"{django_settings.JAEGER_UI_URL}/trace/{s['trace_id']}" for s in samples)
+    assert all(s["url"] == trace_url(s["trace_id"]) for s in samples)  # tests/test_place_test_orders_links.py
     assert {s["trace_id"] for s in samples} <= set(Order.objects.values_list("trace_id", flat=True))
 
 
@@ -108,7 +108,8 @@ def test_refusals_are_counted_by_code_and_do_not_fail_the_run():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_human_summary_shows_counts_latency_and_trace_links():
+def test_the_human_summary_shows_counts_latency_and_trace_links(settings):
+    settings.JAEGER_UI_URL = "http://jaeger.example:16686"
     seed_shop()
     out = StringIO()
 
@@ -118,7 +119,7 @@ def test_the_human_summary_shows_counts_latency_and_trace_links():
     assert "Placed 3 of 3 orders" in text
     assert "Rejected: none" in text and "Failed:   none" in text
     assert "p50" in text and "p99" in text and "orders/s" in text
-    assert text.count(f"{django_settings.JAEGER_UI_URL}/trace/") == 3
+    assert text.count("http://jaeger.example:16686/trace/") == 3
 
 
 @pytest.mark.django_db

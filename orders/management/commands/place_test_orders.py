@@ -6,10 +6,10 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from goods.management.commands.seed_demo import DEMO_PASSWORD
+from mall.telemetry.links import trace_url
 from orders.loadgen import HttpShop, InProcessShop, LoadSetupError, LoadSummary, OrderOutcome, plan_orders, run_orders
 
 
@@ -133,7 +133,7 @@ class Command(BaseCommand):
             seed=options["seed"],
             outcomes=outcomes,
             elapsed=elapsed,
-            jaeger_ui_url=settings.JAEGER_UI_URL,
+            trace_url=lambda trace_id: _opening_url(trace_id, base_url=shop.base_url),
         )
         if options["json"]:
             self.stdout.write(json.dumps(summary.figures))
@@ -162,7 +162,23 @@ class Command(BaseCommand):
         latency = figures["latency_ms"]
         if latency["p50"] is not None:
             write(f"Checkout latency: p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms")
-        if figures["sample_traces"]:
-            write("Sample traces:")
-            for sample in figures["sample_traces"]:
+        samples = figures["sample_traces"]
+        if samples and all(sample["url"] for sample in samples):
+            where = "" if figures["url"] else " (on the shop's server, staff login)"
+            write(f"Sample traces{where}:")
+            for sample in samples:
                 write(f"  {sample['url']}  ({sample['outcome']})")
+        elif samples:
+            write(
+                "Sample trace ids (no trace viewer: set JAEGER_UI_URL, or MALL_TRACE_STORE=on for the built-in view):"
+            )
+            for sample in samples:
+                write(f"  {sample['trace_id']}  ({sample['outcome']})")
+
+
+def _opening_url(trace_id: str, *, base_url: str | None) -> str | None:
+    """Where the trace opens: Jaeger, or the built-in view (on ``base_url`` with --url; a path in-process)."""
+    url = trace_url(trace_id)
+    if url is not None and url.startswith("/") and base_url:
+        return f"{base_url.rstrip('/')}{url}"
+    return url

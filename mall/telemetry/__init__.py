@@ -135,8 +135,13 @@ def build_resource(default_service_name: str = DEFAULT_SERVICE_NAME) -> Resource
     return resource
 
 
-def configure_telemetry(*, instrument_django: bool = True, metric_readers: list | None = None) -> None:
+def configure_telemetry(
+    *, instrument_django: bool = True, metric_readers: list | None = None, trace_store: bool | None = None
+) -> None:
     """Install the tracer and meter providers and the Django/DB instrumentation, once per process.
+
+    With ``trace_store`` (default: ``settings.MALL_TRACE_STORE``) finished spans are also kept in the
+    built-in trace store (``mall.telemetry.store``) for the staff trace view.
 
     Safe to call from every entry point: later calls return at once. Under gunicorn it runs in
     each worker when ``mall.wsgi`` is imported (no ``--preload``), so exporter threads and gRPC
@@ -153,6 +158,10 @@ def configure_telemetry(*, instrument_django: bool = True, metric_readers: list 
     exporter = build_span_exporter()
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    if _trace_store_enabled(trace_store):
+        from mall.telemetry.store import trace_store_processor
+
+        tracer_provider.add_span_processor(trace_store_processor())
     trace.set_tracer_provider(tracer_provider)
 
     from opentelemetry.sdk.metrics import MeterProvider
@@ -171,6 +180,14 @@ def configure_telemetry(*, instrument_django: bool = True, metric_readers: list 
 
         DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled())
     _instrument_database()
+
+
+def _trace_store_enabled(trace_store: bool | None) -> bool:
+    if trace_store is not None:
+        return trace_store
+    from django.conf import settings
+
+    return settings.MALL_TRACE_STORE
 
 
 def _sqlcommenter_enabled() -> bool:

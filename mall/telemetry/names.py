@@ -1,0 +1,34 @@
+"""The shop's tracing vocabulary, defined once: span names and attribute keys (see the API contract).
+
+Order lifecycle event kinds and actors are the choices of ``orders.models.OrderEvent``.
+"""
+
+# --- span names
+CREATE_ORDER = "create_order"
+# The checkout's steps, each a span under create_order (listed in the original's order).
+CHECKOUT_STEPS = (
+    "select_shopcart",
+    "query_goods",
+    "query_inv",
+    "save_order",
+    "save_order_goods",
+    "delete_shopcart",
+    "schedule_timeout",
+)
+PAY_ORDER = "pay_order"
+CANCEL_ORDER = "cancel_order"
+CLOSE_UNPAID_ORDER = "close_unpaid_order"  # the timeout task; also one per order of a sweep batch
+CLOSE_OVERDUE_ORDERS = "close_overdue_orders"  # one batch of the safety-net sweep
+
+# --- attribute keys (shop data under mall.*; semantic conventions where one exists)
+USER_ID = "user.id"
+ORDER_NO = "mall.order.no"
+ORDER_ID = "mall.order.id"
+ORDER_LINE_COUNT = "mall.order.line_count"
+ORDER_PAY_PRICE = "mall.order.pay_price"
+ORDER_REPLAYED = "mall.order.replayed"
+ORDER_OUTCOME = "mall.order.outcome"  # of a close: closed | skipped_*
+ORDER_ACTOR = "mall.order.actor"  # who changed the order: customer | staff | timeout | sweep
+REFUSAL_CODE = "mall.refusal.code"  # the 4xx code of a refused operation (the span stays UNSET)
+SWEEP_CLOSED = "mall.sweep.closed"
+LINK_KIND = "mall.link"  # on a span link: what the linked span is (e.g. create_order)

@@ -1,0 +1,41 @@
+"""``place_test_orders`` prints trace links only where they open (contract v2, "Trace viewing")."""
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from orders.models import Order
+
+PASSWORD = "demo-pass-123"
+
+
+def run(**options) -> str:
+    call_command("seed_demo", goods=4, stock=100, users=2, password=PASSWORD, stdout=StringIO())
+    out = StringIO()
+    call_command("place_test_orders", orders=3, users=2, quiet=True, stdout=out, stderr=StringIO(), **options)
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_store_on_and_no_jaeger_the_links_open_the_built_in_view(settings):
+    settings.JAEGER_UI_URL, settings.MALL_TRACE_STORE = "", True
+
+    text = run()
+
+    links = re.findall(r"^  (/admin/traces/([0-9a-f]{32})/)  \(", text, flags=re.MULTILINE)
+    assert len(links) == 3
+    assert {trace_id for _, trace_id in links} == set(Order.objects.values_list("trace_id", flat=True)) - {""}
+    assert "http://" not in text  # no Jaeger link that would lead to a refused connection
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_no_trace_viewer_it_prints_trace_ids_and_no_links(settings):
+    settings.JAEGER_UI_URL, settings.MALL_TRACE_STORE = "", False
+
+    text = run()
+
+    assert "/trace" not in text and "http" not in text
+    assert "no trace viewer" in text
+    assert len(re.findall(r"^  [0-9a-f]{32}  \(", text, flags=re.MULTILINE)) == 3
