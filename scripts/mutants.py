@@ -65,8 +65,8 @@ MUTANTS = [
     mutant(
         "stock-row-lock",
         "stock rows read without FOR UPDATE before the shortage check",
-        ("inventory/services.py", "rows = Stock.objects.select_for_update().filter(goods_id__in=goods_ids)",
-         "rows = Stock.objects.filter(goods_id__in=goods_ids)"),
+        ("inventory/locks.py", "rows = Stock.objects.select_for_update().filter(goods_id__in=list(goods_ids))",
+         "rows = Stock.objects.filter(goods_id__in=list(goods_ids))"),
         tests=["tests/test_checkout_races.py::test_the_hot_item_race_never_reaches_the_stock_constraint",
                "tests/test_concurrency.py::test_buyers_of_a_hot_item_get_exactly_its_stock"],
         databases=(MARIADB,),
