@@ -53,7 +53,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mall.middleware.TraceContextOnRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "mall.middleware.ApiNotFoundMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -242,5 +244,7 @@ LOGGING = {
         "mall": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
         "orders": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
         "django-q": {"level": "INFO"},
+        # Only the key=value handler: Django's own console handler (DEBUG) would print each line twice.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }

@@ -202,7 +202,7 @@ def _untrace_sqlite_debug_quoting() -> None:
     by running ``SELECT QUOTE(?)...`` on the driver connection; instrumented, each would be a span
     (16 extra in one checkout) that the shop never asked for. Run it with instrumentation suppressed.
     """
-    from django.db.backends.sqlite3.operations import DatabaseOperations
+    from django.db.backends.sqlite3.base import DatabaseOperations  # via base: operations alone is a cycle
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     quote = DatabaseOperations._quote_params_for_last_executed_query
@@ -237,6 +237,8 @@ class TraceContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
+        if not context.is_valid:  # django.request logs a response after its server span ended
+            context = getattr(getattr(record, "request", None), "span_context", context)
         if context.is_valid:
             record.trace_id = format(context.trace_id, "032x")
             record.span_id = format(context.span_id, "016x")
