@@ -19,7 +19,7 @@ deps-dev: $(PY)
 
 # Web server and django-q2 worker together, on an empty database seeded with demo data (scripts/run).
 run:
-	scripts/run
+	@scripts/run
 
 # The test tools are installed once, again only when a requirements file changes (a stamp per flavour).
 DEV_STAMP := $(VENV)/.mall-dev-deps$(if $(findstring mysql,$(DATABASE_URL)),-mysql).stamp
