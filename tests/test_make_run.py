@@ -115,6 +115,9 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(databas
         log = log_path.read_text()
 
         assert status == (0 if how == "scripts/run" else -sig), log[-3000:]
+        # The banner names the whole command; the worker starts once the web server answers.
+        assert "==> Starting the web server: .venv/bin/python -m gunicorn -c gunicorn.conf.py" in log
+        assert log.index("Listening at:") < log.index("==> Starting the task worker") < log.index("The shop is running")
         assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
         assert "==> Stopping the web server and the task worker" in log and "==> Stopped" in log
         assert "Killed" not in log and "killing them" not in log
