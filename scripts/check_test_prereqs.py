@@ -47,7 +47,7 @@ def main() -> int:
         print(f"make test cannot run; it needs:\n{lines}{hint}", file=sys.stderr)
         return 1
     extras = "redis-server, Chromium, " if slow else ""
-    duration = "about 8 minutes on 2 cores" if slow else "less without the slow tests"
+    duration = "about 10 minutes on 2 cores" if slow else "less without the slow tests"
     print(f"make test: prerequisites found ({extras}{database}); the suite takes {duration}.", flush=True)
     return 0
 
