@@ -19,12 +19,21 @@ deps-dev: $(PY)
 
 # Web server and django-q2 worker together, on an empty database seeded with demo data (scripts/run).
 run:
-	scripts/run
+	@scripts/run
 
-test: deps-dev
+# The test tools are installed once, again only when a requirements file changes (a stamp per flavour).
+DEV_STAMP := $(VENV)/.mall-dev-deps$(if $(findstring mysql,$(DATABASE_URL)),-mysql).stamp
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-mysql.txt | $(PY)
+	$(MAKE) --no-print-directory deps-dev
+	@touch $@
+
+# Prerequisites (redis-server, Chromium, MariaDB when DATABASE_URL names it) are checked first, in one message.
+test:
+	@$(PYTHON) scripts/check_test_prereqs.py $(if $(findstring not slow,$(PYTEST_ARGS)),--no-slow)
+	@$(MAKE) --no-print-directory $(DEV_STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: deps-dev
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -17,7 +17,7 @@ class CartItemSerializer(serializers.Serializer):
 class CartItemCreateSerializer(serializers.Serializer):
     goods = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     nums = serializers.IntegerField(min_value=1, max_value=settings.MAX_CART_LINE_NUMS)
-    checked = serializers.BooleanField(default=True)
+    checked = serializers.BooleanField(default=True, initial=True)  # the HTML form shows it ticked, as created
 
 
 class CartItemUpdateSerializer(serializers.Serializer):

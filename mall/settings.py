@@ -35,7 +35,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],test
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "mall.apps.MallAdminConfig",  # django.contrib.admin, titled "mall admin"
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,7 +56,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mall.middleware.TraceContextOnRequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "mall.middleware.ApiNotFoundMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,7 +75,7 @@ WSGI_APPLICATION = "mall.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "templates"],  # templates/admin/: the admin's layout tweaks
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -286,5 +288,7 @@ LOGGING = {
         "mall": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
         "orders": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
         "django-q": {"level": "INFO"},
+        # Only the key=value handler: Django's own console handler (DEBUG) would print each line twice.
+        "django": {"handlers": [], "level": "INFO"},
     },
 }

@@ -40,6 +40,8 @@ LOADGEN_SERVICE_NAME = "mall-loadgen"
 ROOT_SPAN_NAME = "place_test_order"
 REQUEST_TIMEOUT = 30  # seconds; a checkout queued on stock locks can take a while under load
 SAMPLE_TRACES = 5
+THROTTLED = "throttled"  # the code of the shop's 429 (CHECKOUT_THROTTLE_RATE)
+THROTTLED_SHARE_FAILS_RUN = 0.5  # more than this share of orders throttled: the run measured the throttle
 ORDER_DETAILS = {
     "address": "1 Load Test Lane, Springfield",
     "signer_name": "Load Tester",
@@ -444,10 +446,15 @@ def percentile(sorted_values: list[float], share: float) -> float | None:
 
 
 def _sample(outcomes: list[OrderOutcome]) -> list[OrderOutcome]:
-    """Failures first, then refusals, then placed orders: the traces worth opening."""
+    """Failures first, then placed orders, then refusals (throttled last): the traces worth opening."""
     ranked = sorted(
         (outcome for outcome in outcomes if outcome.trace_id),
-        key=lambda outcome: (not outcome.failure, not outcome.rejected, outcome.index),
+        key=lambda outcome: (
+            not outcome.failure,
+            bool(outcome.rejected),
+            outcome.rejected == THROTTLED,
+            outcome.index,
+        ),
     )
     return ranked[:SAMPLE_TRACES]
 
@@ -496,3 +503,12 @@ class LoadSummary:
     @property
     def failed(self) -> int:
         return self.figures["failed"]
+
+    @property
+    def throttled(self) -> int:
+        return self.figures["rejected"].get(THROTTLED, 0)
+
+    @property
+    def mostly_throttled(self) -> bool:
+        """More than half of the orders were throttled: the figures describe the throttle, not the shop."""
+        return self.throttled > THROTTLED_SHARE_FAILS_RUN * self.figures["orders"]

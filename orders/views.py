@@ -12,6 +12,7 @@ from orders.serializers import CheckoutSerializer, OrderDetailSerializer, OrderS
 from orders.services import cancel_order, create_order, pay_order
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 100
+ACTION_PAGE = "The order, unchanged: the page to send the POST from (browsable API). Only POST acts."
 
 
 class CheckoutRateThrottle(UserRateThrottle):
@@ -58,14 +59,22 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=None, responses=OrderDetailSerializer)
-    @action(detail=True, methods=["post"])
+    # GET on an action answers the order: in the browsable API, the page a user opens to press POST
+    # on (it used to open on a 405). The action itself is POST only.
+    @extend_schema(methods=["GET"], responses=OrderDetailSerializer, description=ACTION_PAGE)
+    @extend_schema(methods=["POST"], request=None, responses=OrderDetailSerializer)
+    @action(detail=True, methods=["get", "post"])
     def pay(self, request, pk=None):
         """Simulated payment of a pending order."""
+        if request.method == "GET":
+            return Response(OrderDetailSerializer(self.get_object()).data)
         return Response(OrderDetailSerializer(pay_order(order=self.get_object())).data)
 
-    @extend_schema(request=None, responses=OrderDetailSerializer)
-    @action(detail=True, methods=["post"])
+    @extend_schema(methods=["GET"], responses=OrderDetailSerializer, description=ACTION_PAGE)
+    @extend_schema(methods=["POST"], request=None, responses=OrderDetailSerializer)
+    @action(detail=True, methods=["get", "post"])
     def cancel(self, request, pk=None):
         """Cancel a pending order; its stock is returned."""
+        if request.method == "GET":
+            return Response(OrderDetailSerializer(self.get_object()).data)
         return Response(OrderDetailSerializer(cancel_order(order=self.get_object())).data)

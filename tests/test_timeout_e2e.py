@@ -3,10 +3,13 @@
 gunicorn and ``manage.py qcluster`` run as subprocesses on the test database with
 ``ORDER_PAY_TIMEOUT`` of a few seconds, both exporting over OTLP/gRPC to an in-process receiver.
 django-q2's scheduler first wakes about 30 s after the cluster starts, so each run takes ~35 s.
-Once with the ORM broker (the default), once with Redis.
+Once with the ORM broker (the default), once with Redis: a ``redis-server`` of this test's own, on a
+free port, so no Redis database of anyone else is touched.
 """
 
+import shutil
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,30 +22,48 @@ from rest_framework.authtoken.models import Token
 from inventory.models import Stock, StockMove
 from orders.models import Order
 from tests.otlp_receiver import running_otlp_receiver
-from tests.support import qcluster, read_log, shop_env, shop_server, wait_until
+from tests.support import free_port, qcluster, read_log, running, shop_env, shop_server, wait_until
 
 pytestmark = pytest.mark.slow
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"
 PAY_TIMEOUT = 3  # seconds
 CLOSE_WAIT = 90  # the scheduler wakes ~30 s after start, then every 30 s; a ONCE schedule fires 0–30 s late
-REDIS_DB = 11  # this test's own Redis database: flushed before and after, nothing else touched
+
+
+@contextmanager
+def own_redis_server(log_dir):
+    """A throw-away ``redis-server`` on a free loopback port (no persistence); yields its URL."""
+    executable = shutil.which("redis-server")
+    assert executable, "redis-server is not on PATH: install Redis (Debian: apt-get install redis-server)"
+    port = free_port()
+    args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    with running(args + ["--dir", str(log_dir)], env={}, name="redis", log_dir=log_dir) as process:
+        client = redis.Redis(host="127.0.0.1", port=port)
+
+        def answers():
+            if process.poll() is not None:
+                raise AssertionError(f"redis-server exited: {read_log(log_dir, 'redis')[-2000:]}")
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, timeout=15, what="redis-server to answer")
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            client.close()
 
 
 @pytest.fixture(params=["orm", "redis"])
-def broker_env(request):
-    """Environment choosing django-q2's broker: the ORM (same database) or Redis."""
+def broker_env(request, tmp_path):
+    """Environment choosing django-q2's broker: the ORM (same database) or a Redis of this test's own."""
     if request.param == "orm":
         yield {}
         return
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    queue = redis.Redis.from_url(url)
-    queue.flushdb()
-    try:
+    with own_redis_server(tmp_path / "redis") as url:
         yield {"DJANGO_Q_REDIS_URL": url}
-    finally:
-        queue.flushdb()
-        queue.close()
 
 
 def test_an_unpaid_order_is_closed_by_the_worker_and_traced(

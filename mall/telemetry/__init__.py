@@ -204,11 +204,34 @@ def _instrument_database() -> None:
         from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
         SQLite3Instrumentor().instrument()
+        _untrace_sqlite_debug_quoting()
     elif engine.endswith("mysql"):
         from opentelemetry.instrumentation.mysqlclient import MySQLClientInstrumentor
 
         # Its own commenter stays off: with Django's enabled too, statements would carry two comments.
         MySQLClientInstrumentor().instrument(enable_commenter=False)
+
+
+def _untrace_sqlite_debug_quoting() -> None:
+    """Keep Django's debug-only ``SELECT QUOTE(?), ...`` out of traces.
+
+    With DEBUG on, Django's SQLite backend renders each statement's parameters for its query log
+    by running ``SELECT QUOTE(?)...`` on the driver connection; instrumented, each would be a span
+    (16 extra in one checkout) that the shop never asked for. Run it with instrumentation suppressed.
+    """
+    from django.db.backends.sqlite3.base import DatabaseOperations  # via base: operations alone is a cycle
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    quote = DatabaseOperations._quote_params_for_last_executed_query
+    if getattr(quote, "_mall_untraced", False):
+        return
+
+    def quote_untraced(self, params):
+        with suppress_instrumentation():
+            return quote(self, params)
+
+    quote_untraced._mall_untraced = True
+    DatabaseOperations._quote_params_for_last_executed_query = quote_untraced
 
 
 def new_root_context() -> Context:
@@ -231,6 +254,8 @@ class TraceContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = trace.get_current_span().get_span_context()
+        if not context.is_valid:  # django.request logs a response after its server span ended
+            context = getattr(getattr(record, "request", None), "span_context", context)
         if context.is_valid:
             record.trace_id = format(context.trace_id, "032x")
             record.span_id = format(context.span_id, "016x")

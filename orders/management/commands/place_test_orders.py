@@ -69,7 +69,8 @@ class Command(BaseCommand):
         "Place test orders as demo users user1..userN (see seed_demo): fill the cart with random goods, check out, "
         "pay some. In-process through the shop's services by default (each order a root span "
         "'place_test_order'); with --url a real HTTP client whose spans propagate traceparent into the shop "
-        "(service mall-loadgen). Prints a summary; exits non-zero if any request failed with 5xx or a transport error."
+        "(service mall-loadgen). Prints a summary; exits non-zero if any request failed with 5xx or a transport error, "
+        "or if more than half of the checkouts were throttled (CHECKOUT_THROTTLE_RATE=off lifts the throttle)."
     )
 
     def add_arguments(self, parser):
@@ -140,9 +141,20 @@ class Command(BaseCommand):
         else:
             self._print(summary.figures)
         sys.stdout.flush()
+        if summary.throttled:
+            self.stderr.write(
+                f"Warning: {summary.throttled} of {orders} checkouts were throttled (429) by the shop's "
+                "CHECKOUT_THROTTLE_RATE (60/minute per user by default): for a load test, start the shop with "
+                "CHECKOUT_THROTTLE_RATE=off (e.g. CHECKOUT_THROTTLE_RATE=off make run)."
+            )
         if summary.failed:
             failures = summary.figures["failures"]
             raise CommandError(f"{summary.failed} of {orders} orders hit a server or transport error: {failures}")
+        if summary.mostly_throttled:
+            raise CommandError(
+                f"{summary.throttled} of {orders} orders were throttled (more than half): these figures measure "
+                "the throttle, not the shop; run the shop with CHECKOUT_THROTTLE_RATE=off"
+            )
 
     def _print(self, figures: dict) -> None:
         write = self.stdout.write
