@@ -1,0 +1,153 @@
+"""The payment timeout at scale: django_q_schedule indexed on next_run with a 64-bit id, and a scheduler
+pass that neither scans every pending schedule nor waits behind a checkout still in flight."""
+
+import ast
+import threading
+from datetime import timedelta
+from pydoc import locate
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import Schedule
+from django_q.scheduler import scheduler
+from django_q.signing import SignedPackage
+
+from inventory.models import Stock, StockMove
+from orders.models import Order
+from orders.services import create_order
+from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.support import wait_until
+
+CLOSE_TASK = "orders.tasks.close_unpaid_order"
+ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
+
+
+def schedule_indexes() -> dict[str, dict]:
+    with connection.cursor() as cursor:
+        return connection.introspection.get_constraints(cursor, "django_q_schedule")
+
+
+@pytest.mark.django_db
+def test_the_scheduler_finds_due_schedules_through_an_index_on_next_run():
+    indexes = [c for c in schedule_indexes().values() if c["index"] and not c["primary_key"]]
+
+    assert any(c["columns"] == ["next_run"] for c in indexes), indexes
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler closes old connections: no test transaction around it
+def test_a_due_schedule_with_an_id_beyond_32_bits_is_queued_once_and_deleted():
+    # One schedule per order: 2^31 ids are 25 days at 1,000 orders/s. The column holds them (BIGINT) and
+    # django-q2's scheduler can delete such a schedule once its task is queued, instead of queueing it
+    # again at every pass.
+    beyond = 2**40 + 7
+    due = timezone.now() - timedelta(seconds=1)
+    Schedule.objects.all().delete()
+    Schedule.objects.create(id=beyond, func="math.floor", args="(1.5,)", schedule_type=Schedule.ONCE, next_run=due)
+    broker = get_broker()
+    broker.purge_queue()
+
+    scheduler(broker=broker)
+    scheduler(broker=broker)  # the next pass: nothing left to queue
+
+    assert list(Schedule.objects.values_list("pk", flat=True)) == []  # no filter on the pk: nothing to overflow
+    assert broker.queue_size() == 1
+    assert [SignedPackage.loads(payload)["func"] for _, payload in broker.dequeue() or []] == ["math.floor"]
+    assert Schedule.objects.create(func=CLOSE_TASK, schedule_type=Schedule.ONCE).pk == beyond + 1
+
+
+# --- no stall behind an in-flight checkout (MariaDB: row locks; SQLite has one writer) -------------
+
+
+def transactions_waiting_for_a_lock() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def run_queued_tasks(broker) -> list[tuple[str, object]]:
+    """What a cluster worker does with the broker's queued tasks: run each, then acknowledge it."""
+    done = []
+    for task_id, payload in broker.dequeue() or []:
+        task = SignedPackage.loads(payload)
+        done.append((task["func"], locate(task["func"])(*task["args"], **task["kwargs"])))
+        broker.acknowledge(task_id)
+    return done
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_hot_items_stock(settings):
+    if connection.vendor != "mysql":
+        pytest.skip("row locks: MariaDB only (SQLite has a single writer)")
+    settings.CHECKOUT_THROTTLE_RATE = None
+    tea, hot = GoodsFactory(stock_quantity=10), GoodsFactory(stock_quantity=10)
+    # An order whose deadline passed: its schedule is due.
+    late_buyer = UserFactory()
+    fill_cart(late_buyer, (tea, 3))
+    due = create_order(user=late_buyer, **ADDRESS).order
+    Order.objects.filter(pk=due.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Schedule.objects.filter(func=CLOSE_TASK).update(next_run=timezone.now() - timedelta(seconds=1))
+    # The shop's other pending orders: their schedules lie between now and the in-flight checkout's. The
+    # pass locks the due range and reads the first schedule after it (the next pending order's, committed).
+    earlier_buyer = UserFactory()
+    fill_cart(earlier_buyer, (tea, 1))
+    earlier = create_order(user=earlier_buyer, **ADDRESS).order
+    buyer = UserFactory()
+    fill_cart(buyer, (hot, 1))
+
+    stock_locked, release = threading.Event(), threading.Event()
+    checkout_result = {}
+
+    def hold_the_hot_stock_row():  # e.g. a staff stock edit or a slow checkout of the same goods
+        try:
+            with transaction.atomic():
+                Stock.objects.select_for_update().get(goods=hot)
+                stock_locked.set()
+                release.wait(timeout=60)
+        finally:
+            connections.close_all()
+
+    def checkout():  # writes its (future) schedule row, then waits for the hot stock row, uncommitted
+        try:
+            checkout_result["order"] = create_order(user=buyer, **ADDRESS).order
+        except Exception as exc:  # reported by the assertions below
+            checkout_result["error"] = exc
+        finally:
+            connections.close_all()
+
+    holder, buyer_thread = threading.Thread(target=hold_the_hot_stock_row), threading.Thread(target=checkout)
+    holder.start()
+    try:
+        assert stock_locked.wait(timeout=30)
+        buyer_thread.start()
+        (checkout_transaction,) = wait_until(transactions_waiting_for_a_lock, timeout=8, what="the checkout to wait")
+
+        broker = get_broker()
+        scheduler(broker=broker)  # django-q2's pass
+        due_schedules_left = [
+            s for s in Schedule.objects.filter(func=CLOSE_TASK) if ast.literal_eval(s.args)[0] == due.pk
+        ]
+        done = run_queued_tasks(broker)
+
+        # All of this happened while the checkout still waited in the same transaction, its schedule row
+        # uncommitted. (Had the pass waited for that row, the checkout's own lock wait, begun first, would
+        # have timed out first and its retry would be another transaction.)
+        assert buyer_thread.is_alive() and transactions_waiting_for_a_lock() == [checkout_transaction]
+        assert due_schedules_left == []  # the pass took the due schedule (it did not wait for the checkout)
+        assert done == [(CLOSE_TASK, "closed")]
+        assert Order.objects.get(pk=due.pk).status == Order.Status.CLOSED
+        assert Stock.objects.get(goods=tea).quantity == 9  # the earlier order's unit is still sold
+        assert StockMove.objects.filter(order_no=due.order_no, kind=StockMove.Kind.RETURN).count() == 1
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        buyer_thread.join(timeout=30)
+
+    # The checkout then went through, with its own timeout still scheduled for later.
+    assert "error" not in checkout_result, checkout_result
+    placed = checkout_result["order"]
+    assert Order.objects.get(pk=placed.pk).status == Order.Status.PENDING
+    pending = Schedule.objects.filter(func=CLOSE_TASK)
+    assert sorted(ast.literal_eval(s.args)[0] for s in pending) == [earlier.pk, placed.pk]
+    assert all(s.next_run > timezone.now() for s in pending)
