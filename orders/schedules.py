@@ -2,8 +2,9 @@
 
 The migration widens ``django_q_schedule.id`` to BIGINT, but django_q's model still declares an
 ``AutoField``, and Django 5 answers a lookup of an integer beyond its field's range with an empty
-result: past id 2^31 the scheduler's ``schedule.delete()`` would delete nothing, so a due ONCE
-schedule would be queued again at every pass. ``use_64_bit_schedule_ids`` makes the ORM treat the
+result: past id 2^31, ``Schedule.objects.get(pk=…)`` finds nothing and saving a schedule (the
+scheduler moving a repeating one on, an admin edit) fails, which rolls the scheduler's whole pass
+back, every pass. ``use_64_bit_schedule_ids`` makes the ORM treat the
 column as what it now is, at run time only: the field's class and its migration state are django_q's
 and stay as they are (``makemigrations`` stays clean).
 """

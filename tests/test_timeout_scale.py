@@ -37,24 +37,28 @@ def test_the_scheduler_finds_due_schedules_through_an_index_on_next_run():
 
 
 @pytest.mark.django_db(transaction=True)  # the scheduler closes old connections: no test transaction around it
-def test_a_due_schedule_with_an_id_beyond_32_bits_is_queued_once_and_deleted():
-    # One schedule per order: 2^31 ids are 25 days at 1,000 orders/s. The column holds them (BIGINT) and
-    # django-q2's scheduler can delete such a schedule once its task is queued, instead of queueing it
-    # again at every pass.
+def test_schedules_with_ids_beyond_32_bits_are_run_by_the_scheduler_like_any_other():
+    # One schedule per order: 2^31 ids are 25 days at 1,000 orders/s. The column holds bigger ids (BIGINT)
+    # and the ORM looks them up (django_q's model declares a 32-bit AutoField).
     beyond = 2**40 + 7
     due = timezone.now() - timedelta(seconds=1)
     Schedule.objects.all().delete()
     Schedule.objects.create(id=beyond, func="math.floor", args="(1.5,)", schedule_type=Schedule.ONCE, next_run=due)
+    Schedule.objects.create(
+        id=beyond + 1, func="math.ceil", args="(1.5,)", schedule_type=Schedule.MINUTES, minutes=1, next_run=due
+    )
     broker = get_broker()
     broker.purge_queue()
 
     scheduler(broker=broker)
-    scheduler(broker=broker)  # the next pass: nothing left to queue
+    scheduler(broker=broker)  # the next pass: nothing is due any more
 
-    assert list(Schedule.objects.values_list("pk", flat=True)) == []  # no filter on the pk: nothing to overflow
-    assert broker.queue_size() == 1
-    assert [SignedPackage.loads(payload)["func"] for _, payload in broker.dequeue() or []] == ["math.floor"]
-    assert Schedule.objects.create(func=CLOSE_TASK, schedule_type=Schedule.ONCE).pk == beyond + 1
+    assert list(Schedule.objects.values_list("pk", flat=True)) == [beyond + 1]  # the ONCE schedule deleted
+    assert Schedule.objects.get(pk=beyond + 1).next_run > timezone.now()  # the repeating one saved, moved on
+    assert broker.queue_size() == 2
+    queued = [SignedPackage.loads(payload)["func"] for _ in range(2) for _, payload in broker.dequeue() or []]
+    assert sorted(queued) == ["math.ceil", "math.floor"]
+    assert Schedule.objects.create(func=CLOSE_TASK, schedule_type=Schedule.ONCE).pk == beyond + 2
 
 
 # --- no stall behind an in-flight checkout (MariaDB: row locks; SQLite has one writer) -------------
