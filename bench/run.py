@@ -398,10 +398,8 @@ def _clear_redis_queue(url: str) -> None:
 # --------------------------------------------------------------------------- the run
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    started = time.perf_counter()
+def prepare(args: argparse.Namespace) -> dict[str, str]:
+    """Recreate and migrate the bench database, set this process up on it; the shop processes' environment."""
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     env = shop_environment(args)
     # This process: the same settings, no telemetry, quiet logs (it counts statements and seeds data).
@@ -417,6 +415,14 @@ def main(argv=None) -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    return env
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    started = time.perf_counter()
+    env = prepare(args)
     seed_data = seed(args.clients)
     results = Results()
 

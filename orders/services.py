@@ -236,20 +236,14 @@ def traceparent_of(span: trace.Span) -> str:
 def schedule_order_timeout(*, order: Order, traceparent: str) -> None:
     """Schedule the close of ``order`` at its deadline, in the caller's transaction.
 
-    django-q2 writes the schedule as a row of its own table, so it commits or rolls back with
-    the order: an order never exists without its timeout. Args are plain str/int (django-q2
-    stores them as their repr).
+    django-q2 writes schedules as rows of its own table, so the timeout commits or rolls back with the
+    order: an order never exists without its timeout. One schedule covers every deadline of a
+    ``BUCKET_SECONDS`` bucket (``orders.timeouts``); the close links to the checkout through the span
+    ids stored on the order, so ``traceparent`` is not needed any more.
     """
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
+    from orders.timeouts import ensure_close_scheduled
 
-    schedule(
-        "orders.tasks.close_unpaid_order",
-        order.pk,
-        traceparent,
-        schedule_type=Schedule.ONCE,
-        next_run=order.expires_at,
-    )
+    ensure_close_scheduled(deadline=order.expires_at)
 
 
 def pay_order(*, order: Order) -> Order:

@@ -1,7 +1,6 @@
 """The payment timeout at scale: django_q_schedule indexed on next_run with a 64-bit id, and a scheduler
 pass that neither scans every pending schedule nor waits behind a checkout still in flight."""
 
-import ast
 import threading
 from datetime import timedelta
 from pydoc import locate
@@ -17,6 +16,7 @@ from django_q.signing import SignedPackage
 from inventory.models import Stock, StockMove
 from orders.models import Order
 from orders.services import create_order
+from orders.timeouts import CLOSE_DUE_TASK, bucket_end, schedule_name
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import wait_until
 
@@ -64,6 +64,16 @@ def test_schedules_with_ids_beyond_32_bits_are_run_by_the_scheduler_like_any_oth
 # --- no stall behind an in-flight checkout (MariaDB: row locks; SQLite has one writer) -------------
 
 
+def place(goods, nums: int) -> Order:
+    buyer = UserFactory()
+    fill_cart(buyer, (goods, nums))
+    return create_order(user=buyer, **ADDRESS).order
+
+
+def bucket_schedule_of(order: Order) -> str:
+    return schedule_name(bucket_end(Order.objects.get(pk=order.pk).expires_at))
+
+
 def transactions_waiting_for_a_lock() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
@@ -86,17 +96,17 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
         pytest.skip("row locks: MariaDB only (SQLite has a single writer)")
     settings.CHECKOUT_THROTTLE_RATE = None
     tea, hot = GoodsFactory(stock_quantity=10), GoodsFactory(stock_quantity=10)
-    # An order whose deadline passed: its schedule is due.
-    late_buyer = UserFactory()
-    fill_cart(late_buyer, (tea, 3))
-    due = create_order(user=late_buyer, **ADDRESS).order
+    # An order whose deadline passed: its bucket's schedule is due.
+    settings.ORDER_PAY_TIMEOUT = 60
+    due = place(tea, 3)
     Order.objects.filter(pk=due.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    Schedule.objects.filter(func=CLOSE_TASK).update(next_run=timezone.now() - timedelta(seconds=1))
+    Schedule.objects.filter(func=CLOSE_DUE_TASK).update(next_run=timezone.now() - timedelta(seconds=1))
     # The shop's other pending orders: their schedules lie between now and the in-flight checkout's. The
     # pass locks the due range and reads the first schedule after it (the next pending order's, committed).
-    earlier_buyer = UserFactory()
-    fill_cart(earlier_buyer, (tea, 1))
-    earlier = create_order(user=earlier_buyer, **ADDRESS).order
+    settings.ORDER_PAY_TIMEOUT = 1800
+    earlier = place(tea, 1)
+    # The checkout in flight is the first of its deadline bucket: it writes the bucket's schedule.
+    settings.ORDER_PAY_TIMEOUT = 3600
     buyer = UserFactory()
     fill_cart(buyer, (hot, 1))
 
@@ -129,9 +139,7 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
 
         broker = get_broker()
         scheduler(broker=broker)  # django-q2's pass
-        due_schedules_left = [
-            s for s in Schedule.objects.filter(func=CLOSE_TASK) if ast.literal_eval(s.args)[0] == due.pk
-        ]
+        due_schedules_left = list(Schedule.objects.filter(func=CLOSE_DUE_TASK, next_run__lt=timezone.now()))
         done = run_queued_tasks(broker)
 
         # All of this happened while the checkout still waited in the same transaction, its schedule row
@@ -139,7 +147,7 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
         # have timed out first and its retry would be another transaction.)
         assert buyer_thread.is_alive() and transactions_waiting_for_a_lock() == [checkout_transaction]
         assert due_schedules_left == []  # the pass took the due schedule (it did not wait for the checkout)
-        assert done == [(CLOSE_TASK, "closed")]
+        assert done == [(CLOSE_DUE_TASK, 1)]  # the one order due
         assert Order.objects.get(pk=due.pk).status == Order.Status.CLOSED
         assert Stock.objects.get(goods=tea).quantity == 9  # the earlier order's unit is still sold
         assert StockMove.objects.filter(order_no=due.order_no, kind=StockMove.Kind.RETURN).count() == 1
@@ -152,6 +160,6 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
     assert "error" not in checkout_result, checkout_result
     placed = checkout_result["order"]
     assert Order.objects.get(pk=placed.pk).status == Order.Status.PENDING
-    pending = Schedule.objects.filter(func=CLOSE_TASK)
-    assert sorted(ast.literal_eval(s.args)[0] for s in pending) == [earlier.pk, placed.pk]
+    pending = Schedule.objects.filter(func=CLOSE_DUE_TASK)
+    assert sorted(s.name for s in pending) == sorted(bucket_schedule_of(order) for order in [earlier, placed])
     assert all(s.next_run > timezone.now() for s in pending)
