@@ -7,18 +7,23 @@ from pydoc import locate
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule
 from django_q.scheduler import scheduler
 from django_q.signing import SignedPackage
+from opentelemetry.trace import SpanKind
 
 from inventory.models import Stock, StockMove
+from orders import timeouts
+from orders.errors import OrderNotPending
+from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import create_order
-from orders.timeouts import CLOSE_DUE_TASK, bucket_end, schedule_name
+from orders.services import cancel_order, create_order, pay_order
+from orders.timeouts import BUCKET_SECONDS, CLOSE_DUE_TASK, bucket_end, close_due_orders, schedule_name
 from tests.factories import GoodsFactory, UserFactory, fill_cart
-from tests.support import wait_until
+from tests.support import run_concurrently, wait_until
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"
 ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
@@ -76,7 +81,10 @@ def bucket_schedule_of(order: Order) -> str:
 
 def transactions_waiting_for_a_lock() -> list[str]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+        cursor.execute(  # of this database only: the server is shared
+            "SELECT t.trx_id FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p"
+            " ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()"
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -163,3 +171,102 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
     pending = Schedule.objects.filter(func=CLOSE_DUE_TASK)
     assert sorted(s.name for s in pending) == sorted(bucket_schedule_of(order) for order in [earlier, placed])
     assert all(s.next_run > timezone.now() for s in pending)
+
+
+# --- one schedule per deadline bucket, one task closing every due order --------------------------
+
+
+def closes_in(spans) -> list:
+    return [s for s in spans.get_finished_spans() if s.name == "close_unpaid_order"]
+
+
+@pytest.mark.django_db(transaction=True)  # the checkout remembers a bucket once its transaction committed
+def test_checkouts_with_deadlines_in_one_bucket_share_its_schedule():
+    tea = GoodsFactory(stock_quantity=100)
+    orders = [place(tea, 1) for _ in range(6)]
+    with CaptureQueriesContext(connection) as captured:
+        later = place(tea, 1)
+
+    schedules = {s.name: s for s in Schedule.objects.filter(func=CLOSE_DUE_TASK)}
+    assert set(schedules) == {bucket_schedule_of(order) for order in [*orders, later]}  # one per bucket, no more
+    for order in [*orders, later]:  # every deadline covered, at most a bucket late
+        next_run = schedules[bucket_schedule_of(order)].next_run
+        assert order.expires_at <= next_run < order.expires_at + timedelta(seconds=BUCKET_SECONDS)
+    if bucket_schedule_of(later) == bucket_schedule_of(orders[-1]):
+        assert not [q for q in captured if "django_q_schedule" in q["sql"]]  # known committed: no statement
+
+
+@pytest.mark.django_db
+def test_the_buckets_task_closes_every_due_order_once_each_in_its_own_trace_linked_to_its_checkout(spans):
+    tea = GoodsFactory(stock_quantity=10)
+    due = [place(tea, 2) for _ in range(3)]
+    paid, not_due = place(tea, 1), place(tea, 1)
+    pay_order(order=paid)
+    Order.objects.filter(pk__in=[o.pk for o in [*due, paid]]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    checkouts = {
+        s.attributes["mall.order.no"]: s.context for s in spans.get_finished_spans() if s.name == "create_order"
+    }
+    spans.clear()
+
+    assert close_due_orders() == 3
+    assert close_due_orders() == 0  # run again (a duplicate bucket schedule, a re-delivery): nothing more
+
+    assert [Order.objects.get(pk=o.pk).status for o in due] == [Order.Status.CLOSED] * 3
+    assert Order.objects.get(pk=paid.pk).status == Order.Status.PAID
+    assert Order.objects.get(pk=not_due.pk).status == Order.Status.PENDING
+    assert Stock.objects.get(goods=tea).quantity == 10 - 2  # 6 units back once; paid and not due keep theirs
+    assert StockMove.objects.filter(kind=StockMove.Kind.RETURN).count() == 3
+    closes = closes_in(spans)
+    first_run, _ = [s for s in spans.get_finished_spans() if s.name == "close_due_orders"]
+    assert sorted(s.attributes["mall.order.no"] for s in closes) == sorted(o.order_no for o in due)
+    for close in closes:
+        checkout = checkouts[close.attributes["mall.order.no"]]
+        assert close.parent is None and close.kind is SpanKind.CONSUMER
+        assert [(link.context.trace_id, link.context.span_id) for link in close.links] == [
+            (checkout.trace_id, checkout.span_id)
+        ]
+        assert close.attributes["mall.order.outcome"] == "closed"
+        assert close.attributes["mall.timeout.task_trace_id"] == format(first_run.context.trace_id, "032x")
+    traces = {s.context.trace_id for s in closes} | {first_run.context.trace_id}
+    assert len(traces | {c.trace_id for c in checkouts.values()}) == 3 + 1 + 5  # each close its own trace
+
+
+@pytest.mark.django_db
+def test_the_buckets_task_works_through_more_due_orders_than_one_batch(monkeypatch):
+    monkeypatch.setattr(timeouts, "BATCH_SIZE", 2)
+    tea = GoodsFactory(stock_quantity=10)
+    due = [place(tea, 1) for _ in range(5)]
+    Order.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert close_due_orders() == 5
+    assert set(Order.objects.values_list("status", flat=True)) == {Order.Status.CLOSED}
+    assert Stock.objects.get(goods=tea).quantity == 10
+    assert len(due) == StockMove.objects.filter(kind=StockMove.Kind.RETURN).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_buckets_task_racing_itself_pay_and_cancel_ends_each_order_once():
+    tea = GoodsFactory(stock_quantity=100)
+    orders = [place(tea, 1) for _ in range(30)]
+    Order.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    rivals = [("close", None)] * 3 + [("cancel", o) for o in orders[::3]]
+
+    def act(rival):
+        kind, order = rival
+        if kind == "close":
+            return close_due_orders()
+        try:
+            cancel_order(order=order)
+            return "cancelled"
+        except OrderNotPending:
+            return "refused"
+
+    results = run_concurrently(act, rivals)
+
+    closed = sum(r for r in results if isinstance(r, int))
+    cancelled = results.count("cancelled")
+    assert closed + cancelled == 30
+    assert Order.objects.filter(status=Order.Status.PENDING).count() == 0
+    assert StockMove.objects.filter(kind=StockMove.Kind.RETURN).count() == 30  # each order's stock back once
+    assert Stock.objects.get(goods=tea).quantity == 100
+    assert check_invariants() == []
