@@ -41,6 +41,7 @@ TARGETS = {"closes_per_second": 500.0, "lag_p99": 35.0, "pass_ms_at_1m": 10.0}
 @dataclass
 class TimeoutSettings:
     burst_orders: int = 10_000
+    per_order_burst_orders: int = 2_000  # the design before deadline buckets: its rate, on fewer orders
     steady_rate: float = 50.0
     steady_seconds: float = 180.0
     steady_timeout: int = 10
@@ -51,13 +52,21 @@ class TimeoutSettings:
 
     @classmethod
     def quick(cls, **overrides) -> TimeoutSettings:
-        return cls(burst_orders=300, steady_rate=10, steady_seconds=5, steady_timeout=2,
-                   pending_sizes=(1_000, 5_000), **overrides)  # fmt: skip
+        return cls(
+            burst_orders=300,
+            per_order_burst_orders=100,
+            steady_rate=10,
+            steady_seconds=5,
+            steady_timeout=2,
+            pending_sizes=(1_000, 5_000),
+            **overrides,
+        )
 
 
 @dataclass
 class Burst:
     broker: str
+    design: str  # "bucket": one schedule per deadline bucket (the shop's); "per-order": one schedule and task each
     orders: int
     closed: int
     pass_seconds: float  # the scheduler pass that queued them
@@ -85,8 +94,10 @@ class Steady:
 @dataclass
 class PassTime:
     pending: int
-    indexed_ms: float  # median of several passes
+    indexed_ms: float  # the whole pass (django-q2's scheduler()), median of several
     unindexed_ms: float
+    query_indexed_ms: float  # its locking read of the due schedules alone, in its transaction
+    query_unindexed_ms: float
 
 
 @dataclass
@@ -96,8 +107,11 @@ class TimeoutResults:
     passes: list[PassTime] = field(default_factory=list)
 
     def problems(self) -> list[str]:
-        found = [f"burst ({b.broker}): {b.closed} of {b.orders} closed exactly once" for b in self.bursts
-                 if not b.exactly_once]  # fmt: skip
+        found = [
+            f"burst ({b.broker}): {b.closed} of {b.orders} closed exactly once"
+            for b in self.bursts
+            if not b.exactly_once
+        ]
         found += [
             f"steady ({s.broker}): {s.closed} of {s.placed} closed" for s in self.steadies if s.closed != s.placed
         ]
@@ -124,9 +138,14 @@ def _broker_env(env: dict[str, str], broker: str, settings: TimeoutSettings) -> 
 def _in_shop(env: dict[str, str], code: str, timeout: float = 600) -> str:
     """Run ``code`` in ``manage.py shell`` with the shop's environment (its broker); its last output line."""
     output = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, env=env, check=True,
-        capture_output=True, text=True, timeout=timeout,
-    ).stdout  # fmt: skip
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    ).stdout
     return output.strip().splitlines()[-1]
 
 
@@ -173,20 +192,33 @@ def _cluster_ready(env: dict[str, str], user, goods, prefix: str) -> None:
 # --------------------------------------------------------------------------- burst
 
 
-def _due_schedules(orders) -> None:
-    """The ONCE schedule the checkout writes for each order (``schedule_order_timeout``), due now."""
+def _due_schedules(orders, design: str) -> None:
+    """The schedules the checkout left for these orders, due now: their deadline bucket's (the shop's design),
+    or one per order naming ``orders.tasks.close_unpaid_order`` (the design before, still run when stored)."""
+    from django.db import transaction
     from django.utils import timezone
     from django_q.models import Schedule
 
+    from orders.timeouts import ensure_close_scheduled, forget_scheduled_buckets
+
     due = timezone.now() - timedelta(seconds=1)
+    if design == "bucket":
+        forget_scheduled_buckets()
+        with transaction.atomic():
+            for order in orders:  # all due at once: one bucket, one schedule (the others find it)
+                ensure_close_scheduled(deadline=order.expires_at)
+        Schedule.objects.filter(func="orders.timeouts.close_due_orders").update(next_run=due)
+        return
     Schedule.objects.bulk_create(
-        (Schedule(func=CLOSE_TASK, args=repr((order.pk, "")), schedule_type=Schedule.ONCE, next_run=due)
-         for order in orders),
+        (
+            Schedule(func=CLOSE_TASK, args=repr((order.pk, "")), schedule_type=Schedule.ONCE, next_run=due)
+            for order in orders
+        ),
         batch_size=1000,
-    )  # fmt: skip
+    )
 
 
-def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings) -> Burst:
+def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings, design: str = "bucket") -> Burst:
     from django.contrib.auth import get_user_model
     from django.db.models import Max
 
@@ -201,25 +233,40 @@ def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings) -
     stock_before = Stock.objects.get(goods=goods).quantity
     _postpone_safety_net()
     prefix = f"BURST{broker.upper()}{secrets.token_hex(3)}"
-    create_overdue_orders(count=settings.burst_orders, user=user, goods=goods, prefix=prefix)
-    _due_schedules(Order.objects.filter(order_no__startswith=prefix).only("pk"))
-    n = settings.burst_orders
+    n = settings.burst_orders if design == "bucket" else settings.per_order_burst_orders
+    create_overdue_orders(count=n, user=user, goods=goods, prefix=prefix)
+    _due_schedules(Order.objects.filter(order_no__startswith=prefix).only("pk", "expires_at"), design)
     with qcluster(env=env, log_path=settings.log_dir / f"qcluster-burst-{broker}.log"):
         _cluster_ready(env, user, goods, f"PROBE{prefix}")
-        began, ended = map(float, _in_shop(env, (
-            "import time; from django_q.scheduler import scheduler; began = time.time(); scheduler(); "
-            "print(began, time.time())"
-        )).split())  # fmt: skip
+        began, ended = map(
+            float,
+            _in_shop(
+                env,
+                (
+                    "import time; from django_q.scheduler import scheduler; began = time.time(); scheduler(); "
+                    "print(began, time.time())"
+                ),
+            ).split(),
+        )
         _wait(lambda: not _pending(prefix), timeout=max(600, n / 20), what=f"{n} burst orders to close", interval=0.5)
     orders = Order.objects.filter(order_no__startswith=prefix)
     last = orders.aggregate(last=Max("ended_at"))["last"].timestamp()
     closed = orders.filter(status=Order.Status.CLOSED).count()
     returned = check_returned(goods=goods, stock_before=stock_before, prefix=prefix, count=n)
-    result = Burst(broker=broker, orders=n, closed=closed, pass_seconds=ended - began, seconds=last - began,
-                   exactly_once=returned and closed == n)  # fmt: skip
-    print(f"  burst ({broker}): {closed} of {n} closed {result.seconds:.1f} s after the pass began "
-          f"(pass {result.pass_seconds:.1f} s) = {result.per_second:.0f} closes/s; exactly once: {result.exactly_once}",
-          flush=True)  # fmt: skip
+    result = Burst(
+        broker=broker,
+        design=design,
+        orders=n,
+        closed=closed,
+        pass_seconds=ended - began,
+        seconds=last - began,
+        exactly_once=returned and closed == n,
+    )
+    print(
+        f"  burst ({broker}, {design}): {closed} of {n} closed {result.seconds:.1f} s after the pass began "
+        f"(pass {result.pass_seconds:.1f} s) = {result.per_second:.0f} closes/s; exactly once: {result.exactly_once}",
+        flush=True,
+    )
     return result
 
 
@@ -268,17 +315,33 @@ def measure_steady(env: dict[str, str], broker: str, settings: TimeoutSettings) 
     prefix = f"steady-{broker}-{secrets.token_hex(3)}"
     with qcluster(env=env, log_path=settings.log_dir / f"qcluster-steady-{broker}.log"):
         _cluster_ready(env, *_probe_owner(prefix), f"PROBE{secrets.token_hex(4)}")
-        placed, rate = _place_steadily(rate=settings.steady_rate, seconds=settings.steady_seconds,
-                                       timeout=settings.steady_timeout, goods=goods, prefix=prefix)  # fmt: skip
+        placed, rate = _place_steadily(
+            rate=settings.steady_rate,
+            seconds=settings.steady_seconds,
+            timeout=settings.steady_timeout,
+            goods=goods,
+            prefix=prefix,
+        )
         mine = Order.objects.filter(user__username__startswith=prefix)
-        _wait(lambda: not mine.filter(status=Order.Status.PENDING).exists(), timeout=settings.steady_timeout + 180,
-              what="the steady orders to close", interval=1.0)  # fmt: skip
+        _wait(
+            lambda: not mine.filter(status=Order.Status.PENDING).exists(),
+            timeout=settings.steady_timeout + 180,
+            what="the steady orders to close",
+            interval=1.0,
+        )
     closed = list(mine.filter(status=Order.Status.CLOSED).values_list("expires_at", "ended_at"))
-    result = Steady(broker=broker, placed=placed, closed=len(closed), rate=rate,
-                    lags=[(ended - expires).total_seconds() for expires, ended in closed])  # fmt: skip
-    print(f"  steady ({broker}): {placed} orders at {rate:.1f}/s, {result.closed} closed; lag after the deadline "
-          f"p50 {result.lag(0.5):.1f} s, p99 {result.lag(0.99):.1f} s, max {max(result.lags, default=0):.1f} s",
-          flush=True)  # fmt: skip
+    result = Steady(
+        broker=broker,
+        placed=placed,
+        closed=len(closed),
+        rate=rate,
+        lags=[(ended - expires).total_seconds() for expires, ended in closed],
+    )
+    print(
+        f"  steady ({broker}): {placed} orders at {rate:.1f}/s, {result.closed} closed; lag after the deadline "
+        f"p50 {result.lag(0.5):.1f} s, p99 {result.lag(0.99):.1f} s, max {max(result.lags, default=0):.1f} s",
+        flush=True,
+    )
     return result
 
 
@@ -308,8 +371,15 @@ def _insert_pending(count: int, *, first_id: int) -> None:
             rows = range(start, min(count, start + chunk))
             params = []
             for n in rows:  # deadlines spread over the next 30 minutes, as ORDER_PAY_TIMEOUT's default makes them
-                params += [first_id + n, CLOSE_TASK, repr((first_id + n, "")), "{}", "O", -1,
-                           (now + timedelta(seconds=60 + (n * 7919) % 1740)).isoformat(sep=" ")]  # fmt: skip
+                params += [
+                    first_id + n,
+                    CLOSE_TASK,
+                    repr((first_id + n, "")),
+                    "{}",
+                    "O",
+                    -1,
+                    (now + timedelta(seconds=60 + (n * 7919) % 1740)).isoformat(sep=" "),
+                ]
             cursor.execute(sql_head + ",".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows)), params)
 
 
@@ -320,6 +390,26 @@ def _pass_ms(broker, passes: int) -> float:
     for _ in range(passes):
         began = time.perf_counter()
         scheduler(broker=broker)
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
+
+def _query_ms(passes: int) -> float:
+    """The pass's own statement: the locking read of due schedules (as django-q2's scheduler() builds it)."""
+    from django.db import transaction
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    times = []
+    for _ in range(passes):
+        began = time.perf_counter()
+        with transaction.atomic():
+            list(
+                Schedule.objects.select_for_update()
+                .exclude(repeats=0)
+                .filter(next_run__lt=timezone.now())
+                .filter(cluster__isnull=True)
+            )
         times.append((time.perf_counter() - began) * 1000)
     return statistics.median(times)
 
@@ -350,15 +440,18 @@ def measure_passes(settings: TimeoutSettings) -> list[PassTime]:
         _insert_pending(size - inserted, first_id=first_id + inserted)
         print(f"  {size - inserted} pending schedules inserted in {time.perf_counter() - began:.1f} s", flush=True)
         inserted = size
-        indexed = _pass_ms(broker, passes=7)
+        indexed, query_indexed = _pass_ms(broker, passes=9), _query_ms(passes=9)
         _set_index(False)
         try:
-            unindexed = _pass_ms(broker, passes=3)
+            unindexed, query_unindexed = _pass_ms(broker, passes=3), _query_ms(passes=3)
         finally:
             _set_index(True)
-        results.append(PassTime(pending=size, indexed_ms=indexed, unindexed_ms=unindexed))
-        print(f"  scheduler pass, {size} pending: {indexed:.2f} ms with the index on next_run, "
-              f"{unindexed:.1f} ms without", flush=True)  # fmt: skip
+        results.append(PassTime(size, indexed, unindexed, query_indexed, query_unindexed))
+        print(
+            f"  scheduler pass, {size} pending: {indexed:.2f} ms with the index on next_run (its query "
+            f"{query_indexed:.2f} ms), {unindexed:.1f} ms without (query {query_unindexed:.1f} ms)",
+            flush=True,
+        )
     return results
 
 
@@ -371,6 +464,8 @@ def measure(env: dict[str, str], settings: TimeoutSettings, skip: set[str] = fro
     for broker in settings.brokers:
         if "burst" not in skip:
             results.bursts.append(measure_burst(env, broker, settings))
+        if "per-order" not in skip:
+            results.bursts.append(measure_burst(env, broker, settings, design="per-order"))
         if "steady" not in skip:
             results.steadies.append(measure_steady(env, broker, settings))
     if "passes" not in skip:
@@ -382,19 +477,33 @@ def rows(results: TimeoutResults) -> list[tuple[str, str, str]]:
     """(figure, value, target) rows for the report."""
     out = []
     for b in results.bursts:
-        out.append((f"burst, {b.broker} broker: {b.orders} due orders closed by their own tasks",
-                    f"{b.per_second:.0f} closes/s ({b.seconds:.1f} s from the scheduler pass's start to the last "
-                    f"close; the pass took {b.pass_seconds:.1f} s); exactly once: {b.exactly_once}",
-                    f"≥ {TARGETS['closes_per_second']:.0f} closes/s"))  # fmt: skip
+        how = "their bucket's task" if b.design == "bucket" else "one task each (the design before buckets)"
+        out.append(
+            (
+                f"burst, {b.broker} broker: {b.orders} due orders closed by {how}",
+                f"{b.per_second:.0f} closes/s ({b.seconds:.1f} s from the scheduler pass's start to the last "
+                f"close; the pass took {b.pass_seconds:.1f} s); exactly once: {b.exactly_once}",
+                f"≥ {TARGETS['closes_per_second']:.0f} closes/s",
+            )
+        )
     for s in results.steadies:
-        out.append((f"steady, {s.broker} broker: {s.placed} unpaid orders at {s.rate:.1f}/s",
-                    f"close lag after the deadline p50 {s.lag(0.5):.1f} s, p99 {s.lag(0.99):.1f} s, "
-                    f"max {max(s.lags, default=float('nan')):.1f} s; {s.closed} closed",
-                    f"p99 ≤ {TARGETS['lag_p99']:.0f} s"))  # fmt: skip
+        out.append(
+            (
+                f"steady, {s.broker} broker: {s.placed} unpaid orders at {s.rate:.1f}/s",
+                f"close lag after the deadline p50 {s.lag(0.5):.1f} s, p99 {s.lag(0.99):.1f} s, "
+                f"max {max(s.lags, default=float('nan')):.1f} s; {s.closed} closed",
+                f"p99 ≤ {TARGETS['lag_p99']:.0f} s",
+            )
+        )
     for p in results.passes:
-        out.append((f"scheduler pass, {p.pending:,} pending schedules",
-                    f"{p.indexed_ms:.2f} ms with the index on next_run; {p.unindexed_ms:.1f} ms without",
-                    f"≤ {TARGETS['pass_ms_at_1m']:.0f} ms at 1M"))  # fmt: skip
+        out.append(
+            (
+                f"scheduler pass, {p.pending:,} pending schedules",
+                f"whole pass {p.indexed_ms:.2f} ms, its locking read {p.query_indexed_ms:.2f} ms with the index on "
+                f"next_run; without: {p.unindexed_ms:.1f} ms, read {p.query_unindexed_ms:.1f} ms",
+                f"≤ {TARGETS['pass_ms_at_1m']:.0f} ms at 1M",
+            )
+        )
     return out
 
 
@@ -412,11 +521,12 @@ def main(argv=None) -> int:
     parser.add_argument("--redis-url", default=TimeoutSettings.redis_url)
     parser.add_argument("--brokers", default="orm,redis")
     parser.add_argument("--burst-orders", type=int, default=TimeoutSettings.burst_orders)
+    parser.add_argument("--per-order-burst-orders", type=int, default=TimeoutSettings.per_order_burst_orders)
     parser.add_argument("--steady-rate", type=float, default=TimeoutSettings.steady_rate)
     parser.add_argument("--steady-seconds", type=float, default=TimeoutSettings.steady_seconds)
     parser.add_argument("--steady-timeout", type=int, default=TimeoutSettings.steady_timeout)
     parser.add_argument("--pending", default="10000,100000,1000000", help="pending schedule counts of the pass")
-    parser.add_argument("--skip", default="", help="comma separated: burst, steady, passes")
+    parser.add_argument("--skip", default="", help="comma separated: burst, per-order, steady, passes")
     parser.add_argument("--quick", action="store_true", help="smoke-sized; the figures mean nothing")
     parser.add_argument("--log-dir", default="/tmp/mall_bench_logs")
     parser.add_argument("--report-md", help="also write the results as a Markdown table to this file")
@@ -426,10 +536,14 @@ def main(argv=None) -> int:
         settings = TimeoutSettings.quick(**common)
     else:
         settings = TimeoutSettings(
-            burst_orders=args.burst_orders, steady_rate=args.steady_rate, steady_seconds=args.steady_seconds,
-            steady_timeout=args.steady_timeout, pending_sizes=tuple(int(n) for n in args.pending.split(",")),
+            burst_orders=args.burst_orders,
+            per_order_burst_orders=args.per_order_burst_orders,
+            steady_rate=args.steady_rate,
+            steady_seconds=args.steady_seconds,
+            steady_timeout=args.steady_timeout,
+            pending_sizes=tuple(int(n) for n in args.pending.split(",")),
             **common,
-        )  # fmt: skip
+        )
     env = run.prepare(run.parse_args(["--database-url", args.database_url, "--log-dir", args.log_dir]))
     from bench.otlp_sink import OtlpSink
 

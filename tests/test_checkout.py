@@ -170,7 +170,8 @@ def checkout_queries(lines: int) -> int:
     fill_cart(user, *[(GoodsFactory(stock_quantity=10), 1) for _ in range(lines)])
     with CaptureQueriesContext(connection) as queries:
         create_order(user=user, address="a", signer_name="b", signer_mobile="123456")
-    return len(queries)
+    # Not the deadline bucket's schedule: none for most checkouts, 2 for a bucket's first (test_timeout_scale.py).
+    return len([query for query in queries if "django_q_schedule" not in query["sql"]])
 
 
 def test_checkout_query_count_does_not_grow_with_the_cart(db):
