@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.server import qcluster  # noqa: E402
+from bench.sweep import in_shop  # noqa: E402
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"
 INDEX_NAME = "mall_schedule_next_run"  # orders/migrations/0005
@@ -135,20 +135,6 @@ def _broker_env(env: dict[str, str], broker: str, settings: TimeoutSettings) -> 
     return env
 
 
-def _in_shop(env: dict[str, str], code: str, timeout: float = 600) -> str:
-    """Run ``code`` in ``manage.py shell`` with the shop's environment (its broker); its last output line."""
-    output = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    ).stdout
-    return output.strip().splitlines()[-1]
-
-
 def _postpone_safety_net() -> None:
     from django.utils import timezone
     from django_q.models import Schedule
@@ -185,7 +171,7 @@ def _cluster_ready(env: dict[str, str], user, goods, prefix: str) -> None:
 
     create_overdue_orders(count=1, user=user, goods=goods, prefix=prefix)
     probe = Order.objects.get(order_no__startswith=prefix)
-    _in_shop(env, f"from django_q.tasks import async_task; print(async_task({CLOSE_TASK!r}, {probe.pk}, ''))")
+    in_shop(env, f"from django_q.tasks import async_task; print(async_task({CLOSE_TASK!r}, {probe.pk}, ''))")
     _wait(lambda: not _pending(prefix), timeout=180, what="the cluster to close a probe order")
 
 
@@ -240,12 +226,13 @@ def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings, d
         _cluster_ready(env, user, goods, f"PROBE{prefix}")
         began, ended = map(
             float,
-            _in_shop(
+            in_shop(
                 env,
                 (
                     "import time; from django_q.scheduler import scheduler; began = time.time(); scheduler(); "
                     "print(began, time.time())"
                 ),
+                timeout=600,
             ).split(),
         )
         _wait(lambda: not _pending(prefix), timeout=max(600, n / 20), what=f"{n} burst orders to close", interval=0.5)
