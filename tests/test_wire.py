@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 import requests
+from django_q.models import Schedule
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, set_span_in_context
 from rest_framework.authtoken.models import Token
@@ -86,6 +87,7 @@ def test_an_order_is_followed_on_the_wire_from_checkout_to_timeout_close(
     protocol, otlp_receiver, shopper, address, tmp_path
 ):
     env = exporting_env(otlp_receiver.endpoint_for(protocol), protocol)
+    Schedule.objects.filter(name="close-overdue-orders").delete()  # the order's timeout must close it, not the net
     # The server first: its start-up then does not compete with the cluster's for the CPU.
     with shop_server(env=env, log_dir=tmp_path) as base_url, qcluster(env=env, log_dir=tmp_path):
         response = checkout(base_url, shopper, address)
