@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma separated parts to leave out: tracing, store, hot, floor, statements, sweep, redis, memory",
+        help="parts to leave out: tracing, store, hot, floor, statements, sweep, redis, memory, timeout",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke-sized counts (overrides the counts above); the figures mean nothing"
@@ -225,6 +225,7 @@ class Results:
     lock_hold: object = None
     store_cost: object = None  # bench.store.StoreCost
     sweeps: list = field(default_factory=list)
+    timeouts: object = None  # bench.timeout.TimeoutResults
     memory: list[list[tuple[int, int]]] = field(default_factory=list)  # per step, per worker: (RSS, peak) KiB
     seconds: float = 0.0
 
@@ -397,6 +398,27 @@ def measure_sweep(args, env, results, *, broker: str) -> None:
     )
 
 
+def measure_timeouts(args, env):
+    """The payment timeout section, smaller than ``bench/timeout.py``'s defaults so the whole run stays short:
+    a 45 s steady stream, 500 orders for the per-order design, up to 100k pending schedules."""
+    from bench.timeout import TimeoutSettings, measure
+
+    common = dict(
+        redis_url=args.redis_url,
+        log_dir=Path(args.log_dir),
+        brokers=("orm",) if "redis" in args.skip else ("orm", "redis"),
+    )
+    if args.quick:
+        return measure(env, TimeoutSettings.quick(**common))
+    return measure(
+        env,
+        TimeoutSettings(
+            burst_orders=args.sweep_orders, per_order_burst_orders=500, steady_seconds=45,
+            pending_sizes=(10_000, 100_000), **common,
+        ),
+    )  # fmt: skip
+
+
 def _clear_redis_queue(url: str) -> None:
     import redis
 
@@ -408,10 +430,8 @@ def _clear_redis_queue(url: str) -> None:
 # --------------------------------------------------------------------------- the run
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    started = time.perf_counter()
+def prepare(args: argparse.Namespace) -> dict[str, str]:
+    """Recreate and migrate the bench database, set this process up on it; the shop processes' environment."""
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     env = shop_environment(args)
     # This process: the same settings, no telemetry, quiet logs (it counts statements and seeds data).
@@ -427,6 +447,14 @@ def main(argv=None) -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    return env
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python bench/run.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    started = time.perf_counter()
+    env = prepare(args)
     seed_data = seed(args.clients)
     results = Results()
 
@@ -462,13 +490,21 @@ def main(argv=None) -> int:
             brokers = ["orm"] + ([] if "redis" in args.skip else ["redis"])
             for broker in brokers:
                 measure_sweep(args, on_env, results, broker=broker)
+        if "timeout" not in args.skip:
+            print("payment timeout at scale (bench/timeout.py; it runs the full sizes on its own)", flush=True)
+            results.timeouts = measure_timeouts(args, on_env)
 
     results.seconds = time.perf_counter() - started
     machine = report.machine(args)
     print()
     print(report.text(args, results, machine, command))
+    if results.timeouts is not None:
+        from bench.timeout import markdown as timeout_markdown
+
+        print("\n" + timeout_markdown(results.timeouts))
     if args.report_md:
-        Path(args.report_md).write_text(report.markdown(args, results, machine, command))
+        timeouts = "" if results.timeouts is None else "\n" + timeout_markdown(results.timeouts)
+        Path(args.report_md).write_text(report.markdown(args, results, machine, command) + timeouts)
         print(f"\nMarkdown written to {args.report_md}")
     return 1 if broken(results) else 0
 
@@ -478,6 +514,7 @@ def broken(results: Results) -> list[str]:
     the exit status says so, so that a smoke run fails on it. Missed targets are only reported."""
     problems = [f"{name}: {samples.failures}" for name, samples in results.configs.items() if samples.failures]
     problems += [f"the {s.broker} sweep left stock unreturned" for s in results.sweeps if not s.stock_returned]
+    problems += results.timeouts.problems() if results.timeouts is not None else []
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     return problems

@@ -70,19 +70,23 @@ def create_overdue_orders(*, count: int, user, goods, prefix: str) -> None:
         Stock.objects.filter(goods=goods).update(quantity=F("quantity") - count)
 
 
-def enqueue_sweep(*, env: dict[str, str]) -> str:
-    """Queue ``orders.tasks.close_overdue_orders`` on the broker ``env`` selects; returns the task id."""
-    command = "from django_q.tasks import async_task; print(async_task('orders.tasks.close_overdue_orders'))"
+def in_shop(env: dict[str, str], code: str, *, timeout: float = 120) -> str:
+    """Run ``code`` in ``manage.py shell`` with the shop's environment (its broker); its last output line."""
     output = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", command],
+        [sys.executable, "manage.py", "shell", "-c", code],
         cwd=REPO,
         env=env,
         check=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     ).stdout
     return output.strip().splitlines()[-1]
+
+
+def enqueue_sweep(*, env: dict[str, str]) -> str:
+    """Queue ``orders.tasks.close_overdue_orders`` on the broker ``env`` selects; returns the task id."""
+    return in_shop(env, "from django_q.tasks import async_task; print(async_task('orders.tasks.close_overdue_orders'))")
 
 
 def wait_for_task(task_id: str, *, timeout: float):

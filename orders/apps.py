@@ -7,3 +7,6 @@ class OrdersConfig(AppConfig):
 
     def ready(self) -> None:
         from orders import signals  # noqa: F401 (connects the qcluster worker's telemetry set-up)
+        from orders.schedules import use_64_bit_schedule_ids
+
+        use_64_bit_schedule_ids()

@@ -234,20 +234,14 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
 def schedule_order_timeout(*, order: Order, traceparent: str) -> None:
     """Schedule the close of ``order`` at its deadline, in the caller's transaction.
 
-    django-q2 writes the schedule as a row of its own table, so it commits or rolls back with
-    the order: an order never exists without its timeout. Args are plain str/int (django-q2
-    stores them as their repr).
+    django-q2 writes schedules as rows of its own table, so the timeout commits or rolls back with the
+    order: an order never exists without its timeout. One schedule covers every deadline of a
+    ``BUCKET_SECONDS`` bucket (``orders.timeouts``); the close links to the checkout through the span
+    ids stored on the order, so ``traceparent`` is not needed any more.
     """
-    from django_q.models import Schedule
-    from django_q.tasks import schedule
+    from orders.timeouts import ensure_close_scheduled
 
-    schedule(
-        "orders.tasks.close_unpaid_order",
-        order.pk,
-        traceparent,
-        schedule_type=Schedule.ONCE,
-        next_run=order.expires_at,
-    )
+    ensure_close_scheduled(deadline=order.expires_at)
 
 
 def pay_order(*, order: Order) -> Order:
@@ -354,7 +348,9 @@ class ClosedOrder(NamedTuple):
 
 
 @retry_on_lock_conflict
-def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[ClosedOrder]:
+def close_overdue_batch(
+    *, now: datetime, limit: int, exclude: Collection[int] = (), actor: str = OrderEvent.Actor.SWEEP
+) -> list[ClosedOrder]:
     """Close up to ``limit`` orders still pending past their deadline at ``now``, in ONE transaction.
 
     Seven statements and one commit whatever the batch size: lock the batch (oldest deadline first,
@@ -390,7 +386,7 @@ def close_overdue_batch(*, now: datetime, limit: int, exclude: Collection[int] =
         for order_id, goods_id, nums in lines:
             quantities_by_order[order_no_of[order_id]][goods_id] = nums
         units = return_stock_of_orders(quantities_by_order=quantities_by_order)
-        record_closed_events(order_ids=ids, at=now, actor=OrderEvent.Actor.SWEEP)
+        record_closed_events(order_ids=ids, at=now, actor=actor)
     metrics.orders_closed.add(len(batch), {"reason": "timeout"})
     metrics.stock_returned.add(units)
     logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)

@@ -41,6 +41,14 @@ def _fresh_throttle_counts():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_timeout_buckets():
+    """The checkout remembers which deadline buckets it saw scheduled; test databases do not keep them."""
+    from orders.timeouts import forget_scheduled_buckets
+
+    forget_scheduled_buckets()
+
+
 @pytest.fixture
 def spans():
     """The spans finished during the test (in-memory exporter)."""

@@ -25,7 +25,7 @@ def shop_state():
         "moves": list(StockMove.objects.values_list("goods_id", "kind", "quantity").order_by("id")),
         "stock": list(Stock.objects.values_list("goods_id", "quantity").order_by("goods_id")),
         "cart": list(CartItem.objects.values_list("id", "nums", "checked").order_by("id")),
-        "schedules": Schedule.objects.filter(func="orders.tasks.close_unpaid_order").count(),
+        "schedules": Schedule.objects.filter(func__startswith="orders.").count(),
     }
 
 
@@ -174,7 +174,8 @@ def checkout_queries(lines: int) -> int:
     fill_cart(user, *[(GoodsFactory(stock_quantity=10), 1) for _ in range(lines)])
     with CaptureQueriesContext(connection) as queries:
         create_order(user=user, address="a", signer_name="b", signer_mobile="123456")
-    return len(queries)
+    # Not the deadline bucket's schedule: none for most checkouts, 2 for a bucket's first (test_timeout_scale.py).
+    return len([query for query in queries if "django_q_schedule" not in query["sql"]])
 
 
 def test_checkout_query_count_does_not_grow_with_the_cart(db):

@@ -30,7 +30,15 @@ def test_a_worker_killed_mid_sweep_closes_every_overdue_order_exactly_once_after
         create_order(user=buyer, address="1 Market Street", signer_name="Ada", signer_mobile="+15550100")
     past = timezone.now() - timedelta(minutes=5)
     Order.objects.update(expires_at=past)
-    Schedule.objects.filter(func="orders.tasks.close_unpaid_order").update(next_run=past)
+    # Schedules stored before deadline buckets, one per order (their task still runs): slow enough per order
+    # for the kill to land mid-way. (A bucket's task closes 500 orders per transaction: a kill rolls one back.)
+    Schedule.objects.filter(func="orders.timeouts.close_due_orders").delete()
+    Schedule.objects.bulk_create(
+        Schedule(
+            func="orders.tasks.close_unpaid_order", args=repr((pk, "")), schedule_type=Schedule.ONCE, next_run=past
+        )
+        for pk in Order.objects.values_list("pk", flat=True)
+    )
     env = shop_env(DJANGO_Q_WORKERS="1")
 
     with qcluster(env=env, log_dir=tmp_path / "first") as cluster:

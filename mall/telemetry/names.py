@@ -19,6 +19,7 @@ PAY_ORDER = "pay_order"
 CANCEL_ORDER = "cancel_order"
 CLOSE_UNPAID_ORDER = "close_unpaid_order"  # the timeout task; also one per order of a sweep batch
 CLOSE_OVERDUE_ORDERS = "close_overdue_orders"  # one batch of the safety-net sweep
+CLOSE_DUE_ORDERS = "close_due_orders"  # the task of a deadline bucket's schedule
 
 # --- attribute keys (shop data under mall.*; semantic conventions where one exists)
 USER_ID = "user.id"
@@ -31,4 +32,6 @@ ORDER_OUTCOME = "mall.order.outcome"  # of a close: closed | skipped_*
 ORDER_ACTOR = "mall.order.actor"  # who changed the order: customer | staff | timeout | sweep
 REFUSAL_CODE = "mall.refusal.code"  # the 4xx code of a refused operation (the span stays UNSET)
 SWEEP_CLOSED = "mall.sweep.closed"
+TIMEOUT_CLOSED = "mall.timeout.closed"  # orders a deadline bucket's task closed
+TIMEOUT_TASK_TRACE_ID = "mall.timeout.task_trace_id"  # on a close: the close_due_orders trace that made it
 LINK_KIND = "mall.link"  # on a span link: what the linked span is (e.g. create_order)
