@@ -5,7 +5,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -349,7 +349,12 @@ class ClosedOrder(NamedTuple):
 
 @retry_on_lock_conflict
 def close_overdue_batch(
-    *, now: datetime, limit: int, exclude: Collection[int] = (), actor: str = OrderEvent.Actor.SWEEP
+    *,
+    now: datetime,
+    limit: int,
+    exclude: Collection[int] = (),
+    actor: str = OrderEvent.Actor.SWEEP,
+    trace_closes: Callable[[list[ClosedOrder]], Mapping[int, str]] | None = None,
 ) -> list[ClosedOrder]:
     """Close up to ``limit`` orders still pending past their deadline at ``now``, in ONE transaction.
 
@@ -358,7 +363,9 @@ def close_overdue_batch(
     or per-order close holds right now are passed over, not waited for), mark exactly those orders
     closed, read their lines, and return their stock (one lock of the goods' stock rows, one relative
     update, one ledger insert: ``return_stock_of_orders``), and one insert of their ``closed`` events.
-    Orders in ``exclude`` are not taken.
+    Orders in ``exclude`` are not taken. The events name the current trace, or with ``trace_closes`` the
+    trace it returns for each order (it is given the batch once it is locked; the deadline buckets' task
+    starts each order's own ``close_unpaid_order`` trace there).
 
     Returns the orders closed, oldest deadline first (empty: nothing left to close). Any error rolls
     the whole batch back, nothing closed and no stock moved: the caller may close those orders one by
@@ -386,7 +393,9 @@ def close_overdue_batch(
         for order_id, goods_id, nums in lines:
             quantities_by_order[order_no_of[order_id]][goods_id] = nums
         units = return_stock_of_orders(quantities_by_order=quantities_by_order)
-        record_closed_events(order_ids=ids, at=now, actor=actor)
+        record_closed_events(
+            order_ids=ids, at=now, actor=actor, trace_ids=trace_closes(batch) if trace_closes is not None else None
+        )
     metrics.orders_closed.add(len(batch), {"reason": "timeout"})
     metrics.stock_returned.add(units)
     logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)

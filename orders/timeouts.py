@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 
 from mall.telemetry import flush_telemetry, format_trace_id, names, new_root_context
 from mall.telemetry.links import checkout_link, stored_span_context
+from mall.telemetry.spans import mark_failure
 from orders.models import OrderEvent
 from orders.services import ClosedOrder, close_overdue_batch
 
@@ -84,26 +85,45 @@ def forget_scheduled_buckets() -> None:
         _committed.clear()
 
 
-def _trace_closes(batch: list[ClosedOrder], *, task_trace_id: str, begun_ns: int, committed_ns: int) -> None:
-    """Each order closed: its own trace ``close_unpaid_order``, linked to its checkout's create_order span,
-    timed as the batch's transaction (begin → commit)."""
-    for order in batch:
-        checkout = stored_span_context(order.trace_id, order.span_id)
-        span = tracer.start_span(
-            names.CLOSE_UNPAID_ORDER,
-            context=new_root_context(),
-            kind=SpanKind.CONSUMER,
-            links=[checkout_link(checkout)] if checkout is not None else (),
-            attributes={
-                names.ORDER_ID: order.id,
-                names.ORDER_NO: order.order_no,
-                names.ORDER_OUTCOME: "closed",
-                names.ORDER_ACTOR: OrderEvent.Actor.TIMEOUT,
-                names.TIMEOUT_TASK_TRACE_ID: task_trace_id,
-            },
-            start_time=begun_ns,
-        )
-        span.end(end_time=committed_ns)
+class _CloseSpans:
+    """Each order of a batch in its own trace ``close_unpaid_order`` (linked to its checkout, naming the task's
+    trace), started once the batch is locked so that the order's ``closed`` event can name it; ended after
+    the commit, or marked failed if the batch is rolled back (a retried batch starts new ones)."""
+
+    def __init__(self, *, task_trace_id: str):
+        self.task_trace_id = task_trace_id
+        self.spans: dict[int, trace.Span] = {}
+
+    def start(self, batch: list[ClosedOrder]) -> dict[int, str]:
+        self.fail(RuntimeError("the batch was retried"))  # spans of an earlier, rolled back attempt
+        begun_ns = time.time_ns()
+        for order in batch:
+            checkout = stored_span_context(order.trace_id, order.span_id)
+            self.spans[order.id] = tracer.start_span(
+                names.CLOSE_UNPAID_ORDER,
+                context=new_root_context(),
+                kind=SpanKind.CONSUMER,
+                links=[checkout_link(checkout)] if checkout is not None else (),
+                attributes={
+                    names.ORDER_ID: order.id,
+                    names.ORDER_NO: order.order_no,
+                    names.ORDER_OUTCOME: "closed",
+                    names.ORDER_ACTOR: OrderEvent.Actor.TIMEOUT,
+                    names.TIMEOUT_TASK_TRACE_ID: self.task_trace_id,
+                },
+                start_time=begun_ns,
+            )
+        return {order_id: format_trace_id(span) for order_id, span in self.spans.items()}
+
+    def end(self) -> None:
+        for span in self.spans.values():
+            span.end()
+        self.spans.clear()
+
+    def fail(self, exc: BaseException) -> None:
+        for span in self.spans.values():
+            mark_failure(span, exc)
+        self.end()
 
 
 def close_due_orders() -> int:
@@ -111,7 +131,7 @@ def close_due_orders() -> int:
 
     Batches of BATCH_SIZE, one transaction each (orders a pay or cancel holds are passed over, never
     waited for), within a time budget. The task is a trace ``close_due_orders``; each order closed gets
-    its own ``close_unpaid_order`` trace. A batch that fails is handed to the safety-net sweep, which
+    its own ``close_unpaid_order`` trace, which its ``closed`` event names. A batch that fails is handed to the safety-net sweep, which
     closes its orders one by one.
     """
     from orders.tasks import close_overdue_orders
@@ -123,14 +143,20 @@ def close_due_orders() -> int:
         with tracer.start_as_current_span(names.CLOSE_DUE_ORDERS, context=root, kind=SpanKind.CONSUMER) as span:
             task_trace_id = format_trace_id(span)
             while time.monotonic() < budget_ends:
-                begun_ns = time.time_ns()
+                close_spans = _CloseSpans(task_trace_id=task_trace_id)
                 try:
-                    batch = close_overdue_batch(now=timezone.now(), limit=BATCH_SIZE, actor=OrderEvent.Actor.TIMEOUT)
-                except Exception:
+                    batch = close_overdue_batch(
+                        now=timezone.now(),
+                        limit=BATCH_SIZE,
+                        actor=OrderEvent.Actor.TIMEOUT,
+                        trace_closes=close_spans.start,
+                    )
+                except Exception as exc:
+                    close_spans.fail(exc)
                     logger.exception("could not close a batch of due orders; the safety net closes them one by one")
                     closed += close_overdue_orders()
                     break
-                _trace_closes(batch, task_trace_id=task_trace_id, begun_ns=begun_ns, committed_ns=time.time_ns())
+                close_spans.end()
                 closed += len(batch)
                 if len(batch) < BATCH_SIZE:
                     break
