@@ -13,6 +13,8 @@ is not drained: the response then announces ``Connection: close`` and the server
 
 from __future__ import annotations
 
+import contextlib
+
 DRAIN_MAX_BYTES = 1024 * 1024  # 16× the API's body limit; a client sends a declared body anyway
 DRAIN_READ_TIMEOUT = 5.0  # seconds per read: a stalled client must not keep a worker thread
 _CHUNK = 64 * 1024
@@ -75,10 +77,8 @@ def _drain(stream: _CountingInput, remaining: int | None, sock) -> bool:
         return False
     finally:
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.settimeout(previous_timeout)
-            except OSError:
-                pass
 
 
 def _close_after_response(start_response) -> None:

@@ -201,10 +201,8 @@ OTEL_EXPORTERS = {"otlp", "console", "none"}
 env_choice("OTEL_TRACES_EXPORTER", OTEL_EXPORTERS)
 env_choice("OTEL_METRICS_EXPORTER", OTEL_EXPORTERS)
 env_choice("OTEL_EXPORTER_OTLP_PROTOCOL", {"grpc", "http/protobuf"})
-OTEL_TRACES_SAMPLER = env_choice(
-    "OTEL_TRACES_SAMPLER",
-    {"always_on", "always_off", "parentbased_always_on", "parentbased_always_off", "traceidratio", "parentbased_traceidratio"},
-)
+OTEL_SAMPLERS = {"always_on", "always_off", "traceidratio"}
+OTEL_TRACES_SAMPLER = env_choice("OTEL_TRACES_SAMPLER", OTEL_SAMPLERS | {f"parentbased_{s}" for s in OTEL_SAMPLERS})
 if OTEL_TRACES_SAMPLER.endswith("traceidratio") and os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip():
     try:
         _ratio = float(os.environ["OTEL_TRACES_SAMPLER_ARG"])

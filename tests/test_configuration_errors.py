@@ -54,7 +54,9 @@ def test_a_good_configuration_starts():
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=REPO,
-        env=clean_env(ORDER_PAY_TIMEOUT="30", OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5"),
+        env=clean_env(
+            ORDER_PAY_TIMEOUT="30", OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5"
+        ),
         capture_output=True,
         text=True,
         timeout=60,
