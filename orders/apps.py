@@ -6,4 +6,5 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        from orders import signals  # noqa: F401 (connects the qcluster worker's telemetry set-up)
+        # The qcluster worker's telemetry set-up and schedule repair; the schedule's system check.
+        from orders import schedules, signals  # noqa: F401

@@ -8,12 +8,29 @@ itself before its first task. Workers end with ``os._exit``, so the tasks flush 
 recorded themselves (``mall.telemetry.flush_telemetry``).
 """
 
+import logging
+
+from django.db import DatabaseError, connection
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
 from mall.telemetry import configure_telemetry
+from orders.schedules import ensure_safety_net_schedule
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(post_spawn, dispatch_uid="mall-worker-telemetry")
 def set_up_worker_telemetry(sender, proc_name: str, **kwargs) -> None:
     configure_telemetry()  # idempotent: returns at once when inherited from the parent
+
+
+@receiver(post_spawn, dispatch_uid="mall-safety-net-schedule")
+def repair_safety_net_schedule(sender, proc_name: str, **kwargs) -> None:
+    """Every worker, when it starts: the every-minute sweep schedule exists (re-created if deleted)."""
+    try:
+        ensure_safety_net_schedule()
+    except DatabaseError:  # the database is down right now: the next worker start tries again
+        logger.exception("could not check the safety net schedule")
+    finally:
+        connection.close()  # tasks open their own; none is held between them

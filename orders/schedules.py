@@ -1,0 +1,56 @@
+"""The safety net's schedule (``close-overdue-orders``, every minute) repairs itself.
+
+The admin lets staff delete django-q2 schedules; without this one, an order whose one-off timeout
+was lost (Redis broker, a killed worker) would stay pending and hold its stock for good. Every
+worker re-creates it when it starts (``orders.signals``), and ``manage.py check --database default``
+reports it missing.
+"""
+
+import logging
+
+from django.core import checks
+from django.db import DatabaseError
+from django_q.models import Schedule
+
+logger = logging.getLogger(__name__)
+
+SAFETY_NET_NAME = "close-overdue-orders"  # as created by migration 0002_safety_net_schedule
+SAFETY_NET_FUNC = "orders.tasks.close_overdue_orders"
+
+
+def ensure_safety_net_schedule() -> bool:
+    """Create the every-minute sweep schedule if it is missing; True if it was created.
+
+    Workers starting together may both create it (django-q2's name check is not a constraint):
+    each then keeps the oldest row and deletes the others, so they converge on one.
+    """
+    if Schedule.objects.filter(name=SAFETY_NET_NAME).exists():
+        return False
+    Schedule.objects.create(
+        name=SAFETY_NET_NAME, func=SAFETY_NET_FUNC, schedule_type=Schedule.MINUTES, minutes=1, repeats=-1
+    )
+    kept = Schedule.objects.filter(name=SAFETY_NET_NAME).order_by("id").values_list("id", flat=True).first()
+    Schedule.objects.filter(name=SAFETY_NET_NAME).exclude(pk=kept).delete()
+    logger.warning("the safety net schedule %r was missing: re-created", SAFETY_NET_NAME)
+    return True
+
+
+@checks.register(checks.Tags.database)
+def check_safety_net_schedule(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """``manage.py check --database default``: the sweep schedule exists (run only with a database)."""
+    if not databases or "default" not in databases:
+        return []
+    try:
+        missing = not Schedule.objects.filter(name=SAFETY_NET_NAME, func=SAFETY_NET_FUNC).exists()
+    except DatabaseError:  # not migrated yet: migrate creates it
+        return []
+    if not missing:
+        return []
+    return [
+        checks.Error(
+            f"The safety net schedule {SAFETY_NET_NAME!r} is missing: overdue orders whose timeout was lost "
+            "stay pending and keep their stock.",
+            hint="Start (or restart) a worker, `manage.py qcluster`: it re-creates the schedule.",
+            id="orders.E001",
+        )
+    ]
