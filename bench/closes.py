@@ -83,7 +83,11 @@ def main(argv=None) -> int:
     import django
 
     django.setup()
+    import logging
+
     from django.core.management import call_command
+
+    logging.getLogger("django-q").setLevel(logging.WARNING)  # not a line per queued task
 
     call_command("migrate", verbosity=0)
     results = {}
@@ -91,10 +95,8 @@ def main(argv=None) -> int:
         for mode in MODES:
             seconds = measure(mode, orders=args.orders, env=env, collector=collector, log_dir=log_dir)
             results[mode] = seconds
-            print(
-                f"collector {mode:7s} {args.orders} closes in {seconds:6.1f} s = {args.orders / seconds * 60:7.0f} closes/min",
-                flush=True,
-            )
+            rate = args.orders / seconds * 60
+            print(f"collector {mode:7s} {args.orders} closes in {seconds:6.1f} s = {rate:7.0f} closes/min", flush=True)
     finally:
         redis.stop()
         collector.stop()

@@ -67,7 +67,7 @@ class Observed:
     paid: set = field(default_factory=set)  # confirmed by a 200
     cancelled: set = field(default_factory=set)
     left: set = field(default_factory=set)  # never touched again: must time out
-    checkout_seconds: list = field(default_factory=list)
+    checkouts: list = field(default_factory=list)  # (monotonic time, seconds) of each 201
 
     def record(self, what: str, response: requests.Response | None, error: Exception | None = None) -> None:
         label = f"{what} {response.status_code}" if response is not None else f"{what} {type(error).__name__}"
@@ -105,7 +105,7 @@ def client(base_url: str, token: str, goods_ids: list[int], ends: float, seen: O
         order_id = placed.json()["id"]
         with seen.lock:
             seen.placed.add(order_id)
-            seen.checkout_seconds.append(took)
+            seen.checkouts.append((time.monotonic(), took))
         roll = rng.random()
         action = "pay" if roll < 0.35 else "cancel" if roll < 0.55 else None
         if action is None:
@@ -142,7 +142,9 @@ class Shop:
         ]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.outages: list[tuple[float, float, str]] = []  # (start, end, fault) on the monotonic clock
+        self.faults: list[tuple[float, float, str]] = []  # every fault's window, the collector's included
         self.injected: list[str] = []
+        self.collector_windows: list[tuple[float, float, str]] = []  # (start, end, "refuse" | "hang")
         self._stop = threading.Event()
 
     def processes(self) -> list[Supervised]:
@@ -188,9 +190,11 @@ class Shop:
         return f"KILL {kill_database_connections(self.args.database_url)} database connections"
 
     def collector_outage(self, mode: str, seconds: float) -> str:
+        began = time.monotonic()
         self.collector.set_mode(mode)
         self._stop.wait(seconds)
         self.collector.set_mode("up")
+        self.collector_windows.append((began, time.monotonic(), mode))
         return f"collector {mode}s for {seconds:.0f} s"
 
     def inject(self, traffic_seconds: float) -> None:
@@ -212,8 +216,10 @@ class Shop:
             fault, fault_args, outage = faults[turn % len(faults)]
             began = time.monotonic()
             what = fault(*fault_args)
+            window = (began, time.monotonic() + OUTAGE_GRACE, what)
+            self.faults.append(window)
             if outage:
-                self.outages.append((began, time.monotonic() + OUTAGE_GRACE, what))
+                self.outages.append(window)
             self.injected.append(f"{began - self.started:6.1f} s  {what}")
             turn += 1
             next_at = began + interval

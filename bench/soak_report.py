@@ -86,9 +86,18 @@ def verdict(args, shop, seen, goods_ids: list[int], stock_per_goods: int) -> int
     not_due = Order.objects.filter(status=Order.Status.PENDING, expires_at__gt=now).count()
 
     restarts = {p.name: p.unplanned_exits for p in shop.processes() if p.unplanned_exits}
-    checkout = sorted(seen.checkout_seconds)
+    quiet = sorted(took for moment, took in seen.checkouts if not _in_outage(moment, shop.faults))
+    collector_away = {
+        mode: sorted(
+            took
+            for moment, took in seen.checkouts
+            if _in_outage(moment, [w for w in shop.collector_windows if w[2] == mode])
+        )
+        for mode in ("refuse", "hang")
+    }
+    title = f"{args.minutes:g} min of traffic, {args.clients} clients, ORDER_PAY_TIMEOUT={args.pay_timeout} s"
     lines = [
-        f"## Fault soak: {args.minutes:g} min of traffic, {args.clients} clients, ORDER_PAY_TIMEOUT={args.pay_timeout} s",
+        f"## Fault soak: {title}",
         "",
         "Faults injected (seconds from the start of traffic):",
         "",
@@ -108,8 +117,13 @@ def verdict(args, shop, seen, goods_ids: list[int], stock_per_goods: int) -> int
         "",
         f"- largest close lag after a deadline: {max(lags, default=0):.1f} s"
         f" (median {statistics.median(lags) if lags else 0:.1f} s over {len(lags)} closes)",
-        f"- checkout latency p50 {_pct(checkout, 0.5) * 1000:.0f} ms, p99 {_pct(checkout, 0.99) * 1000:.0f} ms,"
-        f" max {max(checkout, default=0) * 1000:.0f} ms",
+        "",
+        "| checkout latency (201s) | n | p50 ms | p99 ms | max ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        _latency_row("no fault under way", quiet),
+        _latency_row("collector refusing", collector_away["refuse"]),
+        _latency_row("collector hanging", collector_away["hang"]),
+        "",
         f"- stock units lost: {stock_lost}",
         f"- invariant problems: {len(problems)}",
         f"- spans received by the collector: {shop.sink.spans}",
@@ -123,6 +137,11 @@ def verdict(args, shop, seen, goods_ids: list[int], stock_per_goods: int) -> int
     if args.report:
         Path(args.report).write_text(report + "\n")
     return 1 if failures else 0
+
+
+def _latency_row(label: str, ordered: list[float]) -> str:
+    ms = [_pct(ordered, 0.5) * 1000, _pct(ordered, 0.99) * 1000, max(ordered, default=0) * 1000]
+    return f"| {label} | {len(ordered)} | " + " | ".join(f"{value:.0f}" for value in ms) + " |"
 
 
 def _pct(ordered: list[float], fraction: float) -> float:
