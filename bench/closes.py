@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,8 @@ def measure(mode: str, *, orders: int, env: dict[str, str], collector: Collector
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--orders", type=int, default=150, help="close tasks per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds alternating the collector states")
     parser.add_argument("--database-url", default="mysql://root@127.0.0.1:3306/mall_bench_closes")
     parser.add_argument("--log-dir", default=str(REPO / "bench" / "closes-logs"))
     args = parser.parse_args(argv)
@@ -90,19 +92,23 @@ def main(argv=None) -> int:
     logging.getLogger("django-q").setLevel(logging.WARNING)  # not a line per queued task
 
     call_command("migrate", verbosity=0)
-    results = {}
+    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     try:
-        for mode in MODES:
-            seconds = measure(mode, orders=args.orders, env=env, collector=collector, log_dir=log_dir)
-            results[mode] = seconds
-            rate = args.orders / seconds * 60
-            print(f"collector {mode:7s} {args.orders} closes in {seconds:6.1f} s = {rate:7.0f} closes/min", flush=True)
+        for turn in range(args.rounds):
+            order = MODES[turn % len(MODES) :] + MODES[: turn % len(MODES)]  # no state always goes first
+            for mode in order:
+                seconds = measure(mode, orders=args.orders, env=env, collector=collector, log_dir=log_dir)
+                rates[mode].append(args.orders / seconds * 60)
+                print(f"round {turn + 1} collector {mode:7s} {args.orders} closes in {seconds:6.1f} s", flush=True)
     finally:
         redis.stop()
         collector.stop()
         sink.stop()
-    slowest = max(results.values()) / results["up"]
-    print(f"slowest / up: {slowest:.2f}")
+    print("\n| collector | closes/min (median of rounds) | range | ÷ up |\n| --- | ---: | ---: | ---: |")
+    up = statistics.median(rates["up"])
+    for mode in MODES:
+        median = statistics.median(rates[mode])
+        print(f"| {mode} | {median:.0f} | {min(rates[mode]):.0f}–{max(rates[mode]):.0f} | {median / up:.2f} |")
     return 0
 
 

@@ -7,9 +7,11 @@ reports it missing.
 """
 
 import logging
+from datetime import timedelta
 
 from django.core import checks
 from django.db import DatabaseError
+from django.utils import timezone
 from django_q.models import Schedule
 
 logger = logging.getLogger(__name__)
@@ -26,8 +28,14 @@ def ensure_safety_net_schedule() -> bool:
     """
     if Schedule.objects.filter(name=SAFETY_NET_NAME).exists():
         return False
+    # First run a minute from now: the one-off closes due meanwhile run first (the sweep is for lost ones).
     Schedule.objects.create(
-        name=SAFETY_NET_NAME, func=SAFETY_NET_FUNC, schedule_type=Schedule.MINUTES, minutes=1, repeats=-1
+        name=SAFETY_NET_NAME,
+        func=SAFETY_NET_FUNC,
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+        repeats=-1,
+        next_run=timezone.now() + timedelta(minutes=1),
     )
     kept = Schedule.objects.filter(name=SAFETY_NET_NAME).order_by("id").values_list("id", flat=True).first()
     Schedule.objects.filter(name=SAFETY_NET_NAME).exclude(pk=kept).delete()
