@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import sys
 import threading
 import time
@@ -235,24 +234,18 @@ class Shop:
 
 
 def shop_environment(args, *, redis_url: str, collector: str) -> dict[str, str]:
-    inherited = ("OTEL_", "DJANGO_", "GUNICORN_", "CHECKOUT_", "MALL_", "DATABASE_", "ORDER_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
-    env.update(
-        DATABASE_URL=args.database_url,
-        DJANGO_SETTINGS_MODULE="mall.settings",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-        DJANGO_DEBUG="0",
-        DJANGO_SECURE_SSL_REDIRECT="0",
-        DJANGO_Q_REDIS_URL=redis_url,
-        ORDER_PAY_TIMEOUT=str(args.pay_timeout),
-        CHECKOUT_THROTTLE_RATE="off",
-        OTEL_EXPORTER_OTLP_ENDPOINT=collector,
-        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-        OTEL_METRICS_EXPORTER="otlp",
-        OTEL_BSP_SCHEDULE_DELAY="1000",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    """The bench's production-like environment (bench/run.py), on the soak's Redis, exporting to its collector."""
+    from bench.run import shop_environment as bench_environment
+
+    return {
+        **bench_environment(args),
+        "DJANGO_Q_REDIS_URL": redis_url,
+        "ORDER_PAY_TIMEOUT": str(args.pay_timeout),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_BSP_SCHEDULE_DELAY": "1000",
+    }
 
 
 def main(argv=None) -> int:
