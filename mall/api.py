@@ -82,6 +82,7 @@ ERROR_RESPONSES = {
     "403": "Not allowed",
     "404": "Not found (or not yours)",
     "413": "Request body over the size limit",
+    "415": "Unsupported media type",
     "409": "Conflict with the shop's state",
     "429": "Throttled",
     "503": "Database unavailable; retry",
