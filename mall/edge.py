@@ -48,11 +48,11 @@ class _CountingInput:
             yield line
 
 
-def _declared_length(environ) -> int | None:
+def _declared_length(environ) -> int:
     try:
-        return int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
+        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
+    except ValueError:  # the server refuses such a request before the application sees it
+        return 0
 
 
 def _drain(stream: _CountingInput, remaining: int | None, sock) -> bool:
@@ -108,7 +108,7 @@ class DrainUnreadBody:
 
         def start_response_after_drain(status, headers, exc_info=None):
             sock = environ.get("gunicorn.socket")
-            if chunked or declared is None:
+            if chunked:
                 drained = _drain(stream, None, sock)
             else:
                 remaining = declared - stream.consumed
