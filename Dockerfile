@@ -6,8 +6,9 @@ FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential pkg-config default-libmysqlclient-dev \
     && rm -rf /var/lib/apt/lists/*
-COPY requirements.txt requirements-mysql.txt /src/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /src/requirements-mysql.txt
+# The lock: every package at an exact version, checked against its hashes (`make lock`).
+COPY requirements-mysql.lock /src/
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r /src/requirements-mysql.lock
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \

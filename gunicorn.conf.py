@@ -10,6 +10,12 @@ created in each worker after the fork, not in the master (a gRPC channel does no
 
 import os
 
+from mall.startup import load_settings_or_exit
+
+# In the master, before any worker: a misconfiguration stops gunicorn with one line naming the
+# variable, instead of workers failing to boot one after another.
+load_settings_or_exit()
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 # One thread per worker by default: the shop is CPU-bound on a nearby database, and in one process the

@@ -7,6 +7,9 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mall.settings")
+    from mall.startup import load_settings_or_exit
+
+    load_settings_or_exit()  # a misconfiguration: one line naming the variable, exit status 1
     from mall.telemetry import configure_telemetry
 
     # Before any command builds the WSGI handler (DjangoInstrumentor adds a middleware).

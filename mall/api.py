@@ -2,6 +2,8 @@
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
@@ -14,7 +16,18 @@ from mall.errors import DomainError
 logger = logging.getLogger("mall.api")
 
 
+def request_too_large() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {
+        "code": "request_too_large",
+        "detail": f"The request body is larger than the limit of {limit} bytes ({limit // 1024} KB).",
+        "limit": limit,
+    }
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return Response(request_too_large(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, (OperationalError, InterfaceError)):
@@ -55,7 +68,9 @@ class IdConverter:
 
 
 def bad_request(request, exception=None):
-    """400 raised by Django itself (body over the size limit, too many fields): JSON under /api/."""
+    """400 raised by Django itself (too many fields, ...): JSON under /api/; a body over the size limit is 413."""
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(request_too_large(), status=413)
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "bad_request", "detail": "Bad request."}, status=400)
     return defaults.bad_request(request, exception)
@@ -66,6 +81,8 @@ ERROR_RESPONSES = {
     "401": "Not authenticated",
     "403": "Not allowed",
     "404": "Not found (or not yours)",
+    "413": "Request body over the size limit",
+    "415": "Unsupported media type",
     "409": "Conflict with the shop's state",
     "429": "Throttled",
     "503": "Database unavailable; retry",

@@ -88,8 +88,33 @@ TEMPLATES = [
 ]
 
 
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer setting; anything else is a configuration error naming the variable."""
+    value = os.environ.get(name, "").strip() or str(default)
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ImproperlyConfigured(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return number
+
+
+def env_choice(name: str, choices: set[str], default: str = "") -> str:
+    """A lower-cased choice among ``choices`` (a comma list takes its first item, as the OTel SDK does)."""
+    value = os.environ.get(name, "").strip().lower().split(",")[0].strip() or default
+    if value and value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of: {', '.join(sorted(choices))}")
+    return value
+
+
 def database_from_url(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError:  # the URL itself is not shown: it may hold a password
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not a database URL (expected sqlite:///path or mysql://user:password@host:port/name)"
+        ) from None
     engine = config["ENGINE"]
     if engine == "django.db.backends.sqlite3":
         # Parallel checkouts queue on the writer lock (BEGIN IMMEDIATE + busy timeout)
@@ -148,7 +173,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # API bodies are small; refuse anything
 
 # --- Security: HTTPS by default when DEBUG is off; 0 serves plain HTTP (behind a TLS proxy, load tests).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is trusted only behind a proxy that sets it (and strips a client's own):
+# otherwise any client could claim HTTPS.
+DJANGO_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DJANGO_BEHIND_PROXY else None
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_HSTS_SECONDS = 31_536_000 if SECURE_SSL_REDIRECT else 0
@@ -160,7 +188,7 @@ if not DEBUG and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters when DEBUG is off")
 
 # --- Shop behaviour
-ORDER_PAY_TIMEOUT = int(os.environ.get("ORDER_PAY_TIMEOUT", "1800"))
+ORDER_PAY_TIMEOUT = env_int("ORDER_PAY_TIMEOUT", 1800, minimum=1)
 MAX_CART_LINE_NUMS = 9_999
 MAX_CART_LINES = 100
 CHECKOUT_MAX_ATTEMPTS = 3  # deadlocks / lock timeouts are retried this many times in the service
@@ -211,6 +239,22 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by every w
 AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
 AXES_VERBOSE = False
 
+# --- OpenTelemetry (read by the SDK and mall/telemetry.py): a typo fails here, in one line, rather
+# than silently exporting nothing or sampling with the default.
+OTEL_EXPORTERS = {"otlp", "console", "none"}
+env_choice("OTEL_TRACES_EXPORTER", OTEL_EXPORTERS)
+env_choice("OTEL_METRICS_EXPORTER", OTEL_EXPORTERS)
+env_choice("OTEL_EXPORTER_OTLP_PROTOCOL", {"grpc", "http/protobuf"})
+OTEL_SAMPLERS = {"always_on", "always_off", "traceidratio"}
+OTEL_TRACES_SAMPLER = env_choice("OTEL_TRACES_SAMPLER", OTEL_SAMPLERS | {f"parentbased_{s}" for s in OTEL_SAMPLERS})
+if OTEL_TRACES_SAMPLER.endswith("traceidratio") and os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip():
+    try:
+        _ratio = float(os.environ["OTEL_TRACES_SAMPLER_ARG"])
+    except ValueError:
+        _ratio = -1.0
+    if not 0.0 <= _ratio <= 1.0:
+        raise ImproperlyConfigured("OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1")
+
 # --- API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -244,7 +288,7 @@ SPECTACULAR_SETTINGS = {
 DJANGO_Q_REDIS_URL = os.environ.get("DJANGO_Q_REDIS_URL", "").strip()
 Q_CLUSTER = {
     "name": "mall",
-    "workers": int(os.environ.get("DJANGO_Q_WORKERS", "2")),
+    "workers": env_int("DJANGO_Q_WORKERS", 2, minimum=1),
     # A close takes milliseconds; timeout < retry so a slow task is never re-delivered while it runs.
     "timeout": 60,
     "retry": 120,

@@ -6,7 +6,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        from orders import signals  # noqa: F401 (connects the qcluster worker's telemetry set-up)
-        from orders.schedules import use_64_bit_schedule_ids
+        # The qcluster worker's telemetry set-up and schedule repair; the schedule's system check.
+        from orders import schedules, signals  # noqa: F401
 
-        use_64_bit_schedule_ids()
+        schedules.use_64_bit_schedule_ids()

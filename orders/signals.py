@@ -4,16 +4,34 @@ The cluster forks its workers from a process that ``manage.py`` already set up: 
 at-fork hooks restart the span/metric export threads in each child, so this receiver is a no-op
 there. It matters when the cluster was not started through ``manage.py`` (``django-admin
 qcluster``) or on platforms that spawn instead of fork: each worker then sets telemetry up
-itself before its first task. Workers end with ``os._exit``, so the tasks flush what they
-recorded themselves (``mall.telemetry.flush_telemetry``).
+itself before its first task. Workers end with ``os._exit``: each task flushes with a short hard
+deadline (``mall.telemetry.flush_telemetry``) and a finalizer flushes, bounded, when the worker exits.
 """
 
+import logging
+
+from django.db import DatabaseError, connection
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
-from mall.telemetry import configure_telemetry
+from mall.telemetry import configure_telemetry, flush_telemetry_at_process_exit
+from orders.schedules import ensure_safety_net_schedule
+
+logger = logging.getLogger(__name__)
 
 
 @receiver(post_spawn, dispatch_uid="mall-worker-telemetry")
 def set_up_worker_telemetry(sender, proc_name: str, **kwargs) -> None:
     configure_telemetry()  # idempotent: returns at once when inherited from the parent
+    flush_telemetry_at_process_exit()  # tasks flush with a short deadline; the rest leaves at exit
+
+
+@receiver(post_spawn, dispatch_uid="mall-safety-net-schedule")
+def repair_safety_net_schedule(sender, proc_name: str, **kwargs) -> None:
+    """Every worker, when it starts: the every-minute sweep schedule exists (re-created if deleted)."""
+    try:
+        ensure_safety_net_schedule()
+    except DatabaseError:  # the database is down right now: the next worker start tries again
+        logger.exception("could not check the safety net schedule")
+    finally:
+        connection.close()  # tasks open their own; none is held between them

@@ -131,8 +131,8 @@ def close_due_orders() -> int:
 
     Batches of BATCH_SIZE, one transaction each (orders a pay or cancel holds are passed over, never
     waited for), within a time budget. The task is a trace ``close_due_orders``; each order closed gets
-    its own ``close_unpaid_order`` trace, which its ``closed`` event names. A batch that fails is handed to the safety-net sweep, which
-    closes its orders one by one.
+    its own ``close_unpaid_order`` trace, which its ``closed`` event names. A batch that fails is handed
+    to the safety-net sweep, which closes its orders one by one.
     """
     from orders.tasks import close_overdue_orders
 

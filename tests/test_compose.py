@@ -102,7 +102,7 @@ def test_the_image_holds_every_app_and_the_mysql_driver():
     copied = set(re.findall(r"^COPY (?!--from)(.+?) \S+$", DOCKERFILE, flags=re.MULTILINE))
     copied = {path for line in copied for path in line.split()}
     assert {"manage.py", "gunicorn.conf.py", "mall", "goods", "inventory", "carts", "orders"} <= copied
-    assert "requirements-mysql.txt" in DOCKERFILE
+    assert "-r /src/requirements-mysql.lock" in DOCKERFILE and "--require-hashes" in DOCKERFILE
 
 
 def test_the_settings_accept_the_shop_environment():

@@ -264,15 +264,45 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-def flush_telemetry(timeout_millis: int = 5000) -> None:
-    """Export what is buffered now (task workers end with os._exit, where no atexit hook runs).
+_flush_guard = threading.Lock()
+_flush_in_flight: threading.Thread | None = None
 
-    Bounded by ``timeout_millis`` per signal, roughly: against a dead collector the exporter's
-    back-off can overrun it a little. Never call it on a request's path.
+
+def _force_flush(timeout_millis: int) -> None:
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        if hasattr(provider, "force_flush"):
+            try:
+                provider.force_flush(timeout_millis=timeout_millis)
+            except Exception:  # an export error must never reach a task or a shutdown
+                logger.debug("telemetry flush failed", exc_info=True)
+
+
+def flush_telemetry(timeout_millis: int = 1000) -> bool:
+    """Export what is buffered now, waiting at most ``timeout_millis``; True if it all left in time.
+
+    A hard deadline: the SDK's ``force_flush`` does not bound itself against a refused or hanging
+    collector (the OTLP exporter retries up to ``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s), so it runs in a
+    helper thread and the caller stops waiting at the deadline. While an earlier flush is still stuck
+    on the collector, no new one starts and the call returns at once: a task worker loses at most
+    ``timeout_millis`` once per stuck export, not on every task. Never call it on a request's path.
     """
-    provider = trace.get_tracer_provider()
-    if hasattr(provider, "force_flush"):
-        provider.force_flush(timeout_millis=timeout_millis)
-    meter_provider = metrics.get_meter_provider()
-    if hasattr(meter_provider, "force_flush"):
-        meter_provider.force_flush(timeout_millis=timeout_millis)
+    global _flush_in_flight
+    with _flush_guard:
+        if _flush_in_flight is not None and _flush_in_flight.is_alive():
+            return False
+        flush = threading.Thread(target=_force_flush, args=(timeout_millis,), name="mall-telemetry-flush", daemon=True)
+        _flush_in_flight = flush
+        flush.start()
+    flush.join(timeout_millis / 1000)
+    return not flush.is_alive()
+
+
+def flush_telemetry_at_process_exit(timeout_millis: int = 5000) -> None:
+    """In a forked worker that ends with ``os._exit`` (django-q2): flush, bounded, when it exits.
+
+    multiprocessing runs its finalizers before ``os._exit`` (a recycled worker, a stopping cluster);
+    a killed worker loses at most what the batch processor had not sent yet.
+    """
+    from multiprocessing.util import Finalize
+
+    Finalize(None, flush_telemetry, kwargs={"timeout_millis": timeout_millis}, exitpriority=10)

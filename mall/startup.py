@@ -1,0 +1,21 @@
+"""Start-up of every mall process (manage.py, gunicorn, qcluster): settings first, then telemetry.
+
+A misconfiguration must reach the operator as one line naming the variable. Loaded any later,
+the settings' ``ImproperlyConfigured`` can be swallowed by the instrumentation that first touches
+them, and the process fails afterwards with an unrelated error (``KeyError: 'default'``).
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def load_settings_or_exit() -> None:
+    """Import the settings now; on a configuration error, exit with one line (status 1)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mall.settings")
+    from django.conf import settings
+
+    try:
+        settings.DATABASES  # noqa: B018 (imports the settings module)
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"mall: configuration error: {exc}") from None
