@@ -59,6 +59,33 @@ def close_unpaid_order(order_id: int, traceparent: str = "") -> str:
         flush_telemetry()  # task workers end with os._exit: nothing is flushed at exit
 
 
+def start_close_span(
+    order: ClosedOrder,
+    *,
+    context: Context,
+    actor: str,
+    start_time: int,
+    kind: SpanKind = SpanKind.INTERNAL,
+    **attributes,
+) -> trace.Span:
+    """A ``close_unpaid_order`` span for an order a batch closed, linked to the order's create_order span."""
+    checkout = stored_span_context(order.trace_id, order.span_id)
+    return tracer.start_span(
+        names.CLOSE_UNPAID_ORDER,
+        context=context,
+        kind=kind,
+        links=[checkout_link(checkout)] if checkout is not None else (),
+        attributes={
+            names.ORDER_ID: order.id,
+            names.ORDER_NO: order.order_no,
+            names.ORDER_OUTCOME: "closed",
+            names.ORDER_ACTOR: actor,
+            **attributes,
+        },
+        start_time=start_time,
+    )
+
+
 def _trace_closed_orders(batch: list[ClosedOrder], *, parent: Context, begun_ns: int, committed_ns: int) -> None:
     """A ``close_unpaid_order`` span per order of a committed batch, so every order stays followable.
 
@@ -66,19 +93,7 @@ def _trace_closed_orders(batch: list[ClosedOrder], *, parent: Context, begun_ns:
     transaction (begin → commit). Made after the commit: no database work, no children.
     """
     for order in batch:
-        checkout = stored_span_context(order.trace_id, order.span_id)
-        span = tracer.start_span(
-            names.CLOSE_UNPAID_ORDER,
-            context=parent,
-            links=[checkout_link(checkout)] if checkout is not None else (),
-            attributes={
-                names.ORDER_ID: order.id,
-                names.ORDER_NO: order.order_no,
-                names.ORDER_OUTCOME: "closed",
-                names.ORDER_ACTOR: OrderEvent.Actor.SWEEP,
-            },
-            start_time=begun_ns,
-        )
+        span = start_close_span(order, context=parent, actor=OrderEvent.Actor.SWEEP, start_time=begun_ns)
         span.end(end_time=committed_ns)
 
 

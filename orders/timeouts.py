@@ -24,7 +24,6 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from mall.telemetry import flush_telemetry, format_trace_id, names, new_root_context
-from mall.telemetry.links import checkout_link, stored_span_context
 from mall.telemetry.spans import mark_failure
 from orders.models import OrderEvent
 from orders.services import ClosedOrder, close_overdue_batch
@@ -97,21 +96,16 @@ class _CloseSpans:
     def start(self, batch: list[ClosedOrder]) -> dict[int, str]:
         self.fail(RuntimeError("the batch was retried"))  # spans of an earlier, rolled back attempt
         begun_ns = time.time_ns()
+        from orders.tasks import start_close_span
+
         for order in batch:
-            checkout = stored_span_context(order.trace_id, order.span_id)
-            self.spans[order.id] = tracer.start_span(
-                names.CLOSE_UNPAID_ORDER,
+            self.spans[order.id] = start_close_span(
+                order,
                 context=new_root_context(),
                 kind=SpanKind.CONSUMER,
-                links=[checkout_link(checkout)] if checkout is not None else (),
-                attributes={
-                    names.ORDER_ID: order.id,
-                    names.ORDER_NO: order.order_no,
-                    names.ORDER_OUTCOME: "closed",
-                    names.ORDER_ACTOR: OrderEvent.Actor.TIMEOUT,
-                    names.TIMEOUT_TASK_TRACE_ID: self.task_trace_id,
-                },
+                actor=OrderEvent.Actor.TIMEOUT,
                 start_time=begun_ns,
+                **{names.TIMEOUT_TASK_TRACE_ID: self.task_trace_id},
             )
         return {order_id: format_trace_id(span) for order_id, span in self.spans.items()}
 
