@@ -77,7 +77,8 @@ MUTANTS = [
         ("orders/services.py", """overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )""", "overdue = overdue_orders(now=now, exclude=exclude)"),
-        tests=["tests/test_timeout.py::test_the_batched_sweep_racing_pay_and_cancel_has_exactly_one_winner_per_order",
+        tests=["tests/test_sweep_locks.py",
+               "tests/test_timeout.py::test_the_batched_sweep_racing_pay_and_cancel_has_exactly_one_winner_per_order",
                "tests/test_timeout.py::test_the_safety_net_racing_cancels_and_per_order_closes_has_exactly_one_winner_per_order"],
         databases=(MARIADB,),
     ),
