@@ -1,0 +1,125 @@
+"""The bench's pictures (``bench/run.py --plot``): PNGs for docs/PERFORMANCE.md, drawn headless (Agg)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+# File names docs/PERFORMANCE.md shows.
+CURVE_PNG = "tracing-curve.png"
+STATEMENTS_PNG = "statements-per-checkout.png"
+CLOSE_LAG_PNG = "timeout-close-lag.png"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: CI and servers
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curve(results, directory: Path) -> Path | None:
+    """Throughput and checkout p99 over the sampled fraction, untraced as the reference line."""
+    from bench.report import CURVE
+
+    untraced = results.configs.get("tracing off distinct")
+    points = [
+        (fraction, results.configs[part])
+        for part, _, fraction in CURVE
+        if fraction is not None and "store" not in part and part in results.configs
+    ]
+    if untraced is None or not points:
+        return None
+    plt = _pyplot()
+    figure, (throughput, p99) = plt.subplots(1, 2, figsize=(10, 4))
+    # always_off (0) and 1 % would collide on a log axis: a symmetric-log axis keeps 0 and spreads the rest.
+    xs = [fraction * 100 for fraction, _ in points]
+    for axis, values, reference, label in (
+        (throughput, [statistics.median(s.per_second) for _, s in points], statistics.median(untraced.per_second),
+         "cycles/s (cart + checkout)"),
+        (p99, [statistics.median(s.p99) * 1000 for _, s in points], statistics.median(untraced.p99) * 1000,
+         "checkout p99 (ms)"),
+    ):  # fmt: skip
+        axis.plot(xs, values, marker="o", label="instrumented")
+        axis.axhline(reference, color="grey", linestyle="--", label="untraced")
+        axis.set_xscale("symlog", linthresh=1)
+        axis.set_xticks([0, 1, 10, 100], ["always_off", "1 %", "10 %", "100 %"])
+        axis.set_xlabel("parent-based sampling")
+        axis.set_ylabel(label)
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        axis.legend(loc="lower left" if axis is throughput else "upper left")
+    store = results.configs.get("tracing on+store distinct")
+    if store is not None:
+        throughput.plot([100], [statistics.median(store.per_second)], "s", color="tab:red", label="100 % + store")
+        p99.plot([100], [statistics.median(store.p99) * 1000], "s", color="tab:red", label="100 % + store")
+        throughput.legend(loc="lower left")
+        p99.legend(loc="upper left")
+    figure.suptitle("Tracing cost over sampling (median of the rounds)")
+    return _save(plt, figure, directory / CURVE_PNG)
+
+
+def plot_statements(counts, directory: Path) -> Path | None:
+    """SQL statements of one checkout per cart size: create_order alone and the whole POST /api/orders/."""
+    if not counts:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    lines = [count.lines for count in counts]
+    axis.plot(lines, [count.service for count in counts], marker="o", label="create_order")
+    axis.plot(lines, [count.request for count in counts], marker="s", label="POST /api/orders/")
+    axis.axhline(12, color="grey", linestyle="--", label="target: ≤ 12 (create_order)")
+    axis.set_xlabel("lines in the cart")
+    axis.set_ylabel("SQL statements per checkout")
+    axis.set_ylim(0, max(count.request for count in counts) + 4)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    figure.suptitle("Statements per checkout do not grow with the cart")
+    return _save(plt, figure, directory / STATEMENTS_PNG)
+
+
+def plot_close_lag(data: dict | None, directory: Path) -> Path | None:
+    """Close lag of overdue orders (bench/timeout.py): ``{"points": [{"orders": n, "p50_s": .., "p99_s": ..,
+    "max_s": ..}, ...]}``; None (nothing drawn) without data."""
+    points = sorted((data or {}).get("points", []), key=lambda point: point["orders"])
+    if not points:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    orders = [point["orders"] for point in points]
+    for key, label in (("p50_s", "p50"), ("p99_s", "p99"), ("max_s", "max")):
+        if all(key in point for point in points):
+            axis.plot(orders, [point[key] for point in points], marker="o", label=label)
+    axis.set_xscale("log")
+    axis.set_xlabel("orders falling due together")
+    axis.set_ylabel("close lag after the deadline (s)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.suptitle("Payment timeout: how late overdue orders close")
+    return _save(plt, figure, directory / CLOSE_LAG_PNG)
+
+
+def _save(plt, figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def draw_all(results, directory: Path, timeout_json: str | None) -> list[str]:
+    """Draw every picture there is data for; returns one line per picture (written or skipped, and why)."""
+    timeout_data = json.loads(Path(timeout_json).read_text()) if timeout_json else None
+    notes = []
+    for name, drawn in (
+        ("tracing curve", plot_curve(results, directory)),
+        ("statements per cart size", plot_statements(results.statement_counts, directory)),
+        ("timeout close lag", plot_close_lag(timeout_data, directory)),
+    ):
+        notes.append(f"plot {name}: {drawn}" if drawn else f"plot {name}: skipped (no data in this run)")
+    if timeout_data is None:
+        notes[-1] = "plot timeout close lag: skipped (no --timeout-json from bench/timeout.py given)"
+    return notes
