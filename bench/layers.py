@@ -42,6 +42,7 @@ def parse_args(argv=None):
     parser.add_argument("--sampler", default="", help="OTEL_TRACES_SAMPLER; empty: OTEL_SDK_DISABLED (untraced)")
     parser.add_argument("--sampler-arg", default="")
     parser.add_argument("--cycles", type=int, default=300)
+    parser.add_argument("--database-url", help="its own database (dropped first; name with 'bench'); default: SQLite")
     parser.add_argument("--profile", action="store_true")
     return parser.parse_args(argv)
 
@@ -49,7 +50,7 @@ def parse_args(argv=None):
 def _environment(args) -> None:
     directory = Path(tempfile.mkdtemp(prefix="mall_layers_bench_"))
     os.environ.update(
-        DATABASE_URL=f"sqlite:///{directory / 'bench.sqlite3'}",
+        DATABASE_URL=args.database_url or f"sqlite:///{directory / 'bench.sqlite3'}",
         DJANGO_SETTINGS_MODULE="mall.settings",
         DJANGO_DEBUG="0",
         DJANGO_SECURE_SSL_REDIRECT="0",
@@ -88,15 +89,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     _environment(args)
     _encode_only()
+    if args.database_url:
+        from bench.run import recreate_database
+
+        recreate_database(args.database_url)
+    from mall.telemetry import configure_telemetry
+
+    configure_telemetry(trace_store=False)  # before Django, as mall.wsgi does: the driver is instrumented
     import django
 
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from mall.telemetry import configure_telemetry
-
-    configure_telemetry()
     from django.test import Client
 
     from bench.statements import CHECKOUT_BODY, new_buyer, new_goods

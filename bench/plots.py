@@ -33,31 +33,34 @@ def plot_curve(results, directory: Path) -> Path | None:
     ]
     if untraced is None or not points:
         return None
+    from bench.run import ratio_summary
+
     plt = _pyplot()
     figure, (throughput, p99) = plt.subplots(1, 2, figsize=(10, 4))
+    ratios = [ratio_summary(samples.per_second, untraced.per_second) for _, samples in points]
     # always_off (0) and 1 % would collide on a log axis: a symmetric-log axis keeps 0 and spreads the rest.
     xs = [fraction * 100 for fraction, _ in points]
-    for axis, values, reference, label in (
-        (throughput, [statistics.median(s.per_second) for _, s in points], statistics.median(untraced.per_second),
-         "cycles/s (cart + checkout)"),
-        (p99, [statistics.median(s.p99) * 1000 for _, s in points], statistics.median(untraced.p99) * 1000,
-         "checkout p99 (ms)"),
-    ):  # fmt: skip
-        axis.plot(xs, values, marker="o", label="instrumented")
-        axis.axhline(reference, color="grey", linestyle="--", label="untraced")
+    throughput.errorbar(
+        xs, [r[0] for r in ratios], yerr=[[r[0] - r[1] for r in ratios], [r[2] - r[0] for r in ratios]],
+        marker="o", capsize=3, label="instrumented (median, range of rounds)",
+    )  # fmt: skip
+    throughput.axhline(1.0, color="grey", linestyle="--", label="untraced")
+    throughput.set_ylabel("throughput ÷ untraced (per round)")
+    p99.plot(xs, [statistics.median(s.p99) * 1000 for _, s in points], marker="o", label="instrumented")
+    p99.axhline(statistics.median(untraced.p99) * 1000, color="grey", linestyle="--", label="untraced")
+    p99.set_ylabel("checkout p99 (ms, median of rounds)")
+    store = results.configs.get("tracing on+store distinct")
+    if store is not None:
+        store_ratio = ratio_summary(store.per_second, untraced.per_second)
+        throughput.plot([100], [store_ratio[0]], "s", color="tab:red", label="100 % + trace store")
+        p99.plot([100], [statistics.median(store.p99) * 1000], "s", color="tab:red", label="100 % + trace store")
+    for axis in (throughput, p99):
         axis.set_xscale("symlog", linthresh=1)
         axis.set_xticks([0, 1, 10, 100], ["always_off", "1 %", "10 %", "100 %"])
         axis.set_xlabel("parent-based sampling")
-        axis.set_ylabel(label)
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower left" if axis is throughput else "upper left")
-    store = results.configs.get("tracing on+store distinct")
-    if store is not None:
-        throughput.plot([100], [statistics.median(store.per_second)], "s", color="tab:red", label="100 % + store")
-        p99.plot([100], [statistics.median(store.p99) * 1000], "s", color="tab:red", label="100 % + store")
-        throughput.legend(loc="lower left")
-        p99.legend(loc="upper left")
+        axis.legend(loc="lower left", fontsize="small")
     figure.suptitle("Tracing cost over sampling (median of the rounds)")
     return _save(plt, figure, directory / CURVE_PNG)
 
