@@ -22,29 +22,32 @@ def sampler_calls(monkeypatch):
     return asked
 
 
+@pytest.fixture
+def checkout(api, user, goods_in_stock, address):
+    """A checkout of one line called by a client whose trace is sampled or not."""
+
+    def check_out(*, sampled: bool):
+        fill_cart(user, (goods_in_stock(), 1))
+        response = api.post("/api/orders/", address, format="json", HTTP_TRACEPARENT=traceparent(sampled=sampled))
+        assert response.status_code == 201, response.content
+        return response
+
+    return check_out
+
+
 @pytest.mark.django_db
-def test_an_unsampled_checkout_asks_the_sampler_about_its_server_span_only(
-    api, user, goods_in_stock, address, spans, sampler_calls
-):
-    fill_cart(user, (goods_in_stock(), 1))
+def test_an_unsampled_checkout_asks_the_sampler_about_its_server_span_only(checkout, spans, sampler_calls):
+    response = checkout(sampled=False)
 
-    response = api.post("/api/orders/", address, format="json", HTTP_TRACEPARENT=traceparent(sampled=False))
-
-    assert response.status_code == 201
     assert response.data["trace_id"] == CALLER_TRACE_ID  # the caller's trace, though nothing of it is kept
     assert sampler_calls == ["POST api/orders/"]
     assert spans.get_finished_spans() == ()
 
 
 @pytest.mark.django_db
-def test_a_sampled_checkout_still_records_every_step_and_statement(
-    api, user, goods_in_stock, address, spans, sampler_calls
-):
-    fill_cart(user, (goods_in_stock(), 1))
+def test_a_sampled_checkout_still_records_every_step_and_statement(checkout, spans, sampler_calls):
+    checkout(sampled=True)
 
-    response = api.post("/api/orders/", address, format="json", HTTP_TRACEPARENT=traceparent(sampled=True))
-
-    assert response.status_code == 201
     finished = spans.get_finished_spans()
     names = [span.name for span in finished]
     assert {"create_order", *CHECKOUT_STEPS} <= set(names)
