@@ -8,13 +8,18 @@ import statistics
 from importlib.metadata import version
 
 TARGET_TEXT = {
-    "tracing": "≥ 0.90",
+    "tracing": "≥ 0.85",
+    "sampled_10": "≥ 0.95",
+    "always_off": "≥ 0.97",
     "hot": "≥ 0.90",
     "floor": "≥ 0.35",
     "statements": "equal, ≤ 12",
     "sweep": "≥ 500 orders/s",
     "rss_growth": "< 5 %",
 }
+
+
+UNTRACED = "tracing off distinct"
 
 
 def statement_line(counts) -> str:
@@ -74,7 +79,9 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
         return label, _fmt_range(summary), TARGET_TEXT[target], _verdict(met)
 
     rows = [
-        ratio_row("tracing on ÷ off (throughput)", "tracing on distinct", "tracing off distinct", "tracing"),
+        ratio_row("always_off ÷ untraced (throughput)", "always_off distinct", UNTRACED, "always_off"),
+        ratio_row("10 % sampled ÷ untraced (throughput)", "10 % sampled distinct", UNTRACED, "sampled_10"),
+        ratio_row("tracing on (100 %) ÷ untraced (throughput)", "tracing on distinct", UNTRACED, "tracing"),
         ratio_row("hot item ÷ distinct items", "tracing on hot", "tracing on distinct", "hot"),
         ratio_row("shop (tracing on) ÷ raw-driver floor", "tracing on distinct", "floor", "floor"),
     ]
@@ -105,6 +112,40 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
                 f"{growth * 100:.1f} %",
                 TARGET_TEXT["rss_growth"],
                 _verdict(growth < TARGETS["rss_growth"]),
+            )
+        )
+    return rows
+
+
+# The sampling curve, untraced first: (part, label, fraction of traces kept or None for untraced).
+CURVE = (
+    ("tracing off distinct", "untraced (OTEL_SDK_DISABLED)", None),
+    ("always_off distinct", "always_off", 0.0),
+    ("1 % sampled distinct", "1 % parent-based", 0.01),
+    ("10 % sampled distinct", "10 % parent-based", 0.1),
+    ("tracing on distinct", "100 % parent-based", 1.0),
+    ("tracing on+store distinct", "100 % + trace store", 1.0),
+)
+
+
+def curve_rows(results) -> list[tuple[str, str, str, str, str]]:
+    """(configuration, throughput, ÷ untraced, checkout p50, p99) for each measured point of the curve."""
+    from bench.run import ratio_summary
+
+    untraced = results.configs.get("tracing off distinct")
+    rows = []
+    for part, label, _ in CURVE:
+        samples = results.configs.get(part)
+        if samples is None or not samples.per_second:
+            continue
+        ratio = ratio_summary(samples.per_second, untraced.per_second) if untraced else None
+        rows.append(
+            (
+                label,
+                f"{statistics.median(samples.per_second):.1f}",
+                _fmt_range(ratio),
+                f"{statistics.median(samples.p50) * 1000:.1f}" if samples.p50 else "n/a",
+                f"{statistics.median(samples.p99) * 1000:.1f}" if samples.p99 else "n/a",
             )
         )
     return rows
@@ -219,6 +260,10 @@ def text(args, results, machine_rows, command: str) -> str:
     for figure, value, target, verdict in ratio_rows(args, results):
         out.append(f"{figure:<46} {value:<34} target {target:<16} {verdict}")
     out.append("")
+    out.append("== sampling curve (cycles/s, ÷ untraced per round, checkout p50/p99 ms) ==")
+    for label, per_second, ratio, p50, p99 in curve_rows(results):
+        out.append(f"{label:<30} {per_second:>8} cycles/s  {ratio:<20} p50 {p50:>6}  p99 {p99:>6}")
+    out.append("")
     out.append("== absolute figures ==")
     for figure, value in absolute_rows(args, results):
         out.append(f"{figure:<46} {value}")
@@ -233,6 +278,9 @@ def text(args, results, machine_rows, command: str) -> str:
 def markdown(args, results, machine_rows, command: str) -> str:
     out = ["| ratio | value (median, range) | target | |", "| --- | --- | --- | --- |"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in ratio_rows(args, results)]
+    out += ["", "| sampling | cycles/s | ÷ untraced (median, range) | checkout p50 ms | p99 ms |"]
+    out += ["| --- | --- | --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in curve_rows(results)]
     out += ["", "| absolute | value |", "| --- | --- |"]
     out += [f"| {a} | {b} |" for a, b in absolute_rows(args, results)]
     out += ["", "| machine | |", "| --- | --- |"]

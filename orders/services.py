@@ -153,12 +153,13 @@ def create_order(
 
 def _describe(span, result: CheckoutResult) -> CheckoutResult:
     order = result.order
-    _name_order(span, order)
-    span.set_attribute(names.ORDER_PAY_PRICE, str(order.pay_price))
+    if span.is_recording():  # an unsampled checkout computes none of its attributes
+        _name_order(span, order)
+        span.set_attribute(names.ORDER_PAY_PRICE, str(order.pay_price))
+        if not result.created:
+            span.set_attribute(names.ORDER_REPLAYED, True)
     if result.created:
         logger.info("order placed order_no=%s pay_price=%s", order.order_no, order.pay_price)
-    else:
-        span.set_attribute(names.ORDER_REPLAYED, True)
     return result
 
 

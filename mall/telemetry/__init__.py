@@ -126,6 +126,12 @@ def build_sampler() -> Sampler:
     return DropOrphanDbSpans(_get_from_env_or_default())
 
 
+def _parent_decides(sampler: Sampler) -> bool:
+    from mall.telemetry.diet import parent_decides
+
+    return parent_decides(sampler._delegate if isinstance(sampler, DropOrphanDbSpans) else sampler)
+
+
 def build_resource(default_service_name: str = DEFAULT_SERVICE_NAME) -> Resource:
     """The resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, named ``default_service_name``
     when they name no service."""
@@ -154,7 +160,8 @@ def configure_telemetry(
         _configured = True
 
     resource = build_resource()
-    tracer_provider = TracerProvider(resource=resource, sampler=build_sampler())
+    sampler = build_sampler()
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     exporter = build_span_exporter()
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -167,7 +174,8 @@ def configure_telemetry(
     from opentelemetry.sdk.metrics import MeterProvider
 
     readers = _metric_readers() + list(metric_readers or [])
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    if readers:  # with none, the API's no-op instruments stay: nothing recorded that nobody collects
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
 
     from opentelemetry.instrumentation.propagators import (
         TraceResponsePropagator,
@@ -180,6 +188,10 @@ def configure_telemetry(
 
         DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled())
     _instrument_database()
+    if _parent_decides(sampler):
+        from mall.telemetry.diet import skip_unrecorded_children
+
+        skip_unrecorded_children()
 
 
 def _trace_store_enabled(trace_store: bool | None) -> bool:

@@ -7,6 +7,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from mall.errors import DomainError
+from mall.telemetry.diet import never_recorded_here
 from mall.telemetry.names import REFUSAL_CODE
 
 
@@ -26,7 +27,13 @@ def mark_failure(span: trace.Span, exc: BaseException) -> None:
 
 @contextmanager
 def operation_span(tracer: trace.Tracer, name: str, **kwargs) -> Iterator[trace.Span]:
-    """``tracer.start_as_current_span(name)`` whose exceptions are classified by ``mark_failure``."""
+    """``tracer.start_as_current_span(name)`` whose exceptions are classified by ``mark_failure``.
+
+    Under a parent whose trace is not sampled it yields that parent and starts nothing (see ``diet``)."""
+    unrecorded = never_recorded_here()
+    if unrecorded is not None:
+        yield unrecorded
+        return
     with tracer.start_as_current_span(name, record_exception=False, set_status_on_exception=False, **kwargs) as span:
         try:
             yield span
