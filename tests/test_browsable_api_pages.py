@@ -48,7 +48,7 @@ def test_the_cart_form_shows_checked_ticked_and_a_line_added_with_it_is_checked(
 def test_an_order_action_page_opens_on_the_order_with_a_post_button(browser_client, order, action):
     page = html(browser_client, f"/api/orders/{order.pk}/{action}/")
 
-    assert "405" not in page and "Method Not Allowed" not in page
+    assert "HTTP 405" not in page and "Method Not Allowed" not in page  # the page status line, not a digit run
     assert order.order_no in page
     assert re.search(r'<form[^>]*method="POST"', page) and ">POST</button>" in page
     order.refresh_from_db()
