@@ -7,6 +7,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection
 from django.db.models import UniqueConstraint
+from django.db.transaction import TransactionManagementError
 
 _TRANSIENT_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the transaction back
 
@@ -34,6 +35,22 @@ def retry_on_lock_conflict(service):
                     raise
                 if attempt == settings.CHECKOUT_MAX_ATTEMPTS:
                     raise
+
+    return run
+
+
+def in_callers_transaction(step):
+    """Declare ``step`` a part of its caller's transaction: called outside ``transaction.atomic()``, it raises.
+
+    Such a step (a stock deduction, a cart clean-up) is only correct when the caller's rollback also
+    undoes it, so running it on its own, in autocommit, is a programming error caught at once.
+    """
+
+    @functools.wraps(step)
+    def run(*args, **kwargs):
+        if not connection.in_atomic_block:
+            raise TransactionManagementError(f"{step.__qualname__}() must run inside its caller's transaction.atomic()")
+        return step(*args, **kwargs)
 
     return run
 

@@ -222,13 +222,16 @@ def _place_order(*, user, span, idempotency_key, request_fingerprint, **fields) 
         with _step("delete_shopcart"):
             delete_ordered_items(item_ids=[item.pk for item in items])
 
-        with _step("schedule_timeout"):
-            schedule_order_timeout(order=order, traceparent=traceparent_of(span))
-
-        # Last, just before the commit: the stock rows of popular goods stay locked only for the
-        # lock, the update and the commit (the contract allows query_inv to run later for this).
+        # After the other writes: the stock rows of popular goods stay locked only for the lock, the
+        # update and the commit (the contract allows query_inv to run later for this).
         with _step("query_inv"):
             deduct_stock(order_no=order_no, quantities={item.goods_id: item.nums for item in items})
+
+        # Last, after any lock wait: a schedule row written here is uncommitted only until the commit
+        # that follows, so django-q2's locking scan of the schedules never waits behind a checkout
+        # that is itself waiting (for a hot item's stock row, say).
+        with _step("schedule_timeout"):
+            schedule_order_timeout(order=order, traceparent=traceparent_of(span))
     return CheckoutResult(order, created=True, lines=lines)
 
 

@@ -56,7 +56,7 @@ def test_the_readme_tree_is_read_as_written():
     assert [child[0] for child in children] == ["SELECT", "create_order"]
     steps = dict(children[1][1])
     step_names = ["select_shopcart", "query_goods", "save_order", "save_order_goods", "delete_shopcart"]
-    assert list(steps) == ["BEGIN", *step_names, "schedule_timeout", "query_inv"]
+    assert list(steps) == ["BEGIN", *step_names, "query_inv", "schedule_timeout"]
     assert [verb for verb, _ in steps["query_inv"]] == ["INSERT", "SELECT", "UPDATE"]
     assert "BEGIN" not in dict(readme_checkout_tree(vendor="mysql")[1][1][1])
 

@@ -5,14 +5,14 @@ Order lifecycle event kinds and actors are the choices of ``orders.models.OrderE
 
 # --- span names
 CREATE_ORDER = "create_order"
-# The checkout's steps, each a span under create_order (listed in the original's order).
+# The checkout's steps, each a span under create_order, in the order they run.
 CHECKOUT_STEPS = (
     "select_shopcart",
     "query_goods",
-    "query_inv",
     "save_order",
     "save_order_goods",
     "delete_shopcart",
+    "query_inv",
     "schedule_timeout",
 )
 PAY_ORDER = "pay_order"
