@@ -125,13 +125,17 @@ def _broker_env(env: dict[str, str], broker: str, settings: TimeoutSettings) -> 
     return env
 
 
-def _postpone_safety_net() -> None:
+def _only_this_measurement_closes() -> None:
+    """Nothing left by earlier phases closes this measurement's orders: the safety net postponed, the bucket
+    schedules of earlier checkouts (the shop phases' week-long deadlines) deleted, the ORM queue emptied."""
     from django.utils import timezone
-    from django_q.models import Schedule
+    from django_q.models import OrmQ, Schedule
 
     Schedule.objects.filter(func="orders.tasks.close_overdue_orders").update(
         next_run=timezone.now() + timedelta(days=1)
     )
+    Schedule.objects.filter(func="orders.timeouts.close_due_orders").delete()
+    OrmQ.objects.all().delete()
 
 
 def _wait(predicate, *, timeout: float, what: str, interval: float = 0.25):
@@ -207,7 +211,7 @@ def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings, d
     user = get_user_model().objects.create_user(username=f"burst-{secrets.token_hex(4)}", password=None)
     goods = new_goods(stock=10**9, prefix=f"burst-{broker}")
     stock_before = Stock.objects.get(goods=goods).quantity
-    _postpone_safety_net()
+    _only_this_measurement_closes()
     prefix = f"BURST{broker.upper()}{secrets.token_hex(3)}"
     n = settings.burst_orders if design == "bucket" else settings.per_order_burst_orders
     create_overdue_orders(count=n, user=user, goods=goods, prefix=prefix)
@@ -288,7 +292,7 @@ def measure_steady(env: dict[str, str], broker: str, settings: TimeoutSettings) 
 
     env = _broker_env(env, broker, settings)
     goods = [new_goods(stock=10**9, prefix=f"steady-{broker}") for _ in range(8)]
-    _postpone_safety_net()
+    _only_this_measurement_closes()
     prefix = f"steady-{broker}-{secrets.token_hex(3)}"
     with qcluster(env=env, log_path=settings.log_dir / f"qcluster-steady-{broker}.log"):
         _cluster_ready(env, *_probe_owner(prefix), f"PROBE{secrets.token_hex(4)}")
