@@ -18,7 +18,7 @@ Who does what, in this order:
   then ``lock_stock_rows`` and the update (``inventory.services.return_stock_of_orders``).
 - staff stock edits (API, admin stock list and form, the goods page's stock inline):
   ``lock_goods_rows`` then ``lock_stock_rows``, then the update and its ledger row
-  (``inventory.services.change_stock``). The admin's goods save updates the goods row (exclusive)
+  (``inventory.services._change_stock``). The admin's goods save updates the goods row (exclusive)
   before its stock inline, which is the same order.
 
 Deadlocks that remain possible (none is known) and lock-wait timeouts are retried by the services
