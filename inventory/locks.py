@@ -32,10 +32,15 @@ from django.db import connection
 
 from goods.models import Goods
 from inventory.models import Stock
+from mall.db import in_callers_transaction
 
 
+@in_callers_transaction
 def lock_goods_rows(goods_ids: Iterable[int]) -> None:
-    """Take a shared lock on the goods rows (step 1), as inserting an order line or ledger row would."""
+    """Take a shared lock on the goods rows (step 1), as inserting an order line or ledger row would.
+
+    The locks last until the caller's transaction ends.
+    """
     goods_ids = sorted(set(goods_ids))
     if not goods_ids or connection.vendor != "mysql":
         return  # SQLite: the transaction already holds the database's single writer lock
@@ -50,6 +55,7 @@ def lock_goods_rows(goods_ids: Iterable[int]) -> None:
         )
 
 
+@in_callers_transaction
 def lock_stock_rows(goods_ids: Iterable[int]) -> dict[int, int]:
     """Lock the stock rows of ``goods_ids`` (step 2); their quantities (goods without a stock row are missing).
 

@@ -21,4 +21,4 @@ class CheckoutFaultInjected(DomainError):
 
     code = "checkout_fault_injected"
     default_detail = "A checkout failure was injected (CHECKOUT_FAIL_STEP)."
-    fault = True  # stands for a failure of the shop: traced as an error, answered 503
+    fault = True  # stands for a failure of the shop: traced as an error, not as a refusal

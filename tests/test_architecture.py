@@ -82,9 +82,12 @@ def test_faults_are_answered_5xx_and_refusals_4xx():
 @pytest.mark.django_db(transaction=True)
 def test_steps_of_a_callers_transaction_refuse_to_run_on_their_own():
     from carts.services import delete_ordered_items
+    from inventory.locks import lock_goods_rows, lock_stock_rows
     from inventory.services import deduct_stock, return_stock, return_stock_of_orders
 
     steps = [
+        lambda: lock_goods_rows([1]),
+        lambda: lock_stock_rows([1]),
         lambda: deduct_stock(order_no="ARCH-1", quantities={1: 1}),
         lambda: return_stock(order_no="ARCH-1", quantities={1: 1}),
         lambda: return_stock_of_orders(quantities_by_order={"ARCH-1": {1: 1}}),
