@@ -70,9 +70,9 @@ def new_buyer(*, prefix: str = "bench"):
 
 
 def new_goods(*, stock: int, price: str = "9.99", prefix: str = "bench"):
-    from goods.services import create_goods
+    from inventory.services import create_goods_with_stock
 
-    return create_goods(name=f"{prefix} goods {secrets.token_hex(4)}", price=Decimal(price), stock=stock)
+    return create_goods_with_stock(name=f"{prefix} goods {secrets.token_hex(4)}", price=Decimal(price), stock=stock)
 
 
 def _post_checkout(token: str):
@@ -116,7 +116,7 @@ def checkout_statement_counts(line_counts=LINE_COUNTS) -> list[StatementCount]:
         request_user, token = new_buyer(prefix="count")
         for user in (service_user, request_user):
             for item in goods:
-                add_to_cart(user=user, goods_id=item.pk, nums=1)
+                add_to_cart(user=user, goods_id=item.pk, quantity=1)
         with CaptureQueriesContext(connection) as service:
             create_order(user=service_user, **CHECKOUT_BODY)
         with CaptureQueriesContext(connection) as request:
@@ -200,7 +200,7 @@ def stock_lock_hold(checkouts: int = 100) -> LockHold:
     user, _ = new_buyer(prefix="lock")
     holds, cpu = [], 0.0
     for number in range(checkouts + 10):  # the first 10 warm caches up
-        add_to_cart(user=user, goods_id=goods.pk, nums=1)
+        add_to_cart(user=user, goods_id=goods.pk, quantity=1)
         locked = []
 
         def note_lock(execute, sql, params, many, context, locked=locked):

@@ -276,7 +276,7 @@ def _place_steadily(*, rate: float, seconds: float, timeout: int, goods: list, p
             time.sleep(pause)
         user = users[number % len(users)]
         try:
-            add_to_cart(user=user, goods_id=goods[number % len(goods)].pk, nums=1)
+            add_to_cart(user=user, goods_id=goods[number % len(goods)].pk, quantity=1)
             create_order(user=user, **CHECKOUT_BODY)
         finally:
             connections.close_all()

@@ -2,24 +2,20 @@ from mall.errors import DomainError
 
 
 class CartEmpty(DomainError):
-    status_code = 400
     code = "cart_empty"
     default_detail = "There are no checked items in the cart."
 
 
 class CartLineTooLarge(DomainError):
-    status_code = 400
     code = "cart_line_too_large"
     default_detail = "Too many units of one goods in the cart."
 
 
 class CartFull(DomainError):
-    status_code = 400
     code = "cart_full"
     default_detail = "The cart has too many lines."
 
 
 class CartItemGone(DomainError):
-    status_code = 404
     code = "not_found"
     default_detail = "This cart line no longer exists (ordered or removed meanwhile)."

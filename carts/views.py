@@ -31,7 +31,7 @@ class CartItemViewSet(
         serializer = CartItemCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        item = add_to_cart(user=request.user, goods_id=data["goods"], nums=data["nums"], checked=data["checked"])
+        item = add_to_cart(user=request.user, goods_id=data["goods"], quantity=data["nums"], checked=data["checked"])
         return Response(CartItemSerializer(item).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=CartItemUpdateSerializer, responses=CartItemSerializer)
@@ -39,7 +39,8 @@ class CartItemViewSet(
         item = self.get_object()
         serializer = CartItemUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        item = update_cart_item(item=item, **serializer.validated_data)
+        edit = serializer.validated_data
+        item = update_cart_item(item=item, quantity=edit.get("nums"), checked=edit.get("checked"))
         return Response(CartItemSerializer(item).data)
 
     def perform_destroy(self, instance):

@@ -21,3 +21,12 @@ class Goods(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def stock_quantity(self) -> int:
+        """Its quantity in stock (``inventory.Stock``, the reverse one-to-one ``stock``); 0 while it has no stock row.
+
+        Read it on goods fetched with ``select_related("stock")`` (``goods.selectors.goods_list``): no query.
+        """
+        stock = getattr(self, "stock", None)
+        return stock.quantity if stock is not None else 0

@@ -46,7 +46,7 @@ def ledger_problems() -> list[str]:
 
 
 def order_moves() -> dict[str, dict[str, list[tuple[int, int]]]]:
-    """order_no → kind (sell/return) → [(goods id, units), ...] of every order-related ledger row.
+    """order_no → kind (sell/return) → [(goods id, quantity), ...] of every order-related ledger row.
 
     Lists, not dicts: a duplicated move must stay visible to the caller's checks.
     """
@@ -56,6 +56,6 @@ def order_moves() -> dict[str, dict[str, list[tuple[int, int]]]]:
         .order_by("id")
         .values_list("order_no", "kind", "goods_id", "quantity")
     )
-    for order_no, kind, goods_id, units in rows.iterator(chunk_size=5000):
-        moves[order_no][kind].append((goods_id, units))
+    for order_no, kind, goods_id, quantity in rows.iterator(chunk_size=5000):
+        moves[order_no][kind].append((goods_id, quantity))
     return moves

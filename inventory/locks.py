@@ -18,7 +18,7 @@ Who does what, in this order:
   then ``lock_stock_rows`` and the update (``inventory.services.return_stock_of_orders``).
 - staff stock edits (API, admin stock list and form, the goods page's stock inline):
   ``lock_goods_rows`` then ``lock_stock_rows``, then the update and its ledger row
-  (``inventory.services.change_stock``). The admin's goods save updates the goods row (exclusive)
+  (``inventory.services._change_stock``). The admin's goods save updates the goods row (exclusive)
   before its stock inline, which is the same order.
 
 Deadlocks that remain possible (none is known) and lock-wait timeouts are retried by the services
@@ -32,10 +32,15 @@ from django.db import connection
 
 from goods.models import Goods
 from inventory.models import Stock
+from mall.db import in_callers_transaction
 
 
+@in_callers_transaction
 def lock_goods_rows(goods_ids: Iterable[int]) -> None:
-    """Take a shared lock on the goods rows (step 1), as inserting an order line or ledger row would."""
+    """Take a shared lock on the goods rows (step 1), as inserting an order line or ledger row would.
+
+    The locks last until the caller's transaction ends.
+    """
     goods_ids = sorted(set(goods_ids))
     if not goods_ids or connection.vendor != "mysql":
         return  # SQLite: the transaction already holds the database's single writer lock
@@ -50,6 +55,7 @@ def lock_goods_rows(goods_ids: Iterable[int]) -> None:
         )
 
 
+@in_callers_transaction
 def lock_stock_rows(goods_ids: Iterable[int]) -> dict[int, int]:
     """Lock the stock rows of ``goods_ids`` (step 2); their quantities (goods without a stock row are missing).
 

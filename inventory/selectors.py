@@ -1,5 +1,7 @@
 """Reads of stock and its ledger."""
 
+from collections.abc import Iterable
+
 from django.db.models import Case, F, IntegerField, QuerySet, Sum, When
 
 from inventory.models import Stock, StockMove
@@ -22,3 +24,8 @@ def ledger_discrepancies() -> list[dict]:
         for goods_id, quantity in Stock.objects.values_list("goods_id", "quantity")
         if ledger.get(goods_id, 0) != quantity
     ]
+
+
+def goods_ids_with_stock(*, goods_ids: Iterable[int]) -> set[int]:
+    """Those of ``goods_ids`` that have a stock row."""
+    return set(Stock.objects.filter(goods_id__in=list(goods_ids)).values_list("goods_id", flat=True))

@@ -1,14 +1,17 @@
 """Writes of stock: every change goes through here and leaves a ledger row."""
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from goods.models import Goods
+from goods.services import create_goods
 from inventory.errors import InsufficientStock, StockChanged, StockLimitExceeded
 from inventory.locks import lock_goods_rows, lock_stock_rows
 from inventory.models import Stock, StockMove
-from mall.db import retry_on_lock_conflict
+from mall.db import in_callers_transaction, retry_on_lock_conflict
 
 MAX_STOCK_QUANTITY = 2_000_000_000  # fits the integer column with room to spare
 
@@ -34,28 +37,30 @@ def _add_to_stock(deltas: Mapping[int, int]) -> None:
         )
 
 
+@in_callers_transaction
 def deduct_stock(*, order_no: str, quantities: Mapping[int, int]) -> None:
-    """Take ``quantities`` (goods id → units) for an order, all or nothing.
+    """Take ``quantities`` (goods id → quantity) for an order, all or nothing.
 
     Three statements whatever the number of lines: ledger insert, lock, relative update. The ledger
     row goes first so that the stock rows stay locked only for the lock, the update and the
-    caller's commit (call it last in the transaction: hot goods queue on that lock). Must run
-    inside the caller's transaction; a shortage raises and the caller's rollback undoes it all.
+    caller's commit (call it last in the transaction: hot goods queue on that lock). A shortage
+    raises and the caller's rollback undoes it all.
     Lock order (``inventory.locks``): the ledger insert share-locks the goods rows, then the stock rows.
     """
     StockMove.objects.bulk_create(
-        StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.SELL, quantity=units)
-        for goods_id, units in quantities.items()
+        StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.SELL, quantity=quantity)
+        for goods_id, quantity in quantities.items()
     )
     available = lock_stock_rows(quantities.keys())
-    short = sorted(goods_id for goods_id, units in quantities.items() if available.get(goods_id, 0) < units)
+    short = sorted(goods_id for goods_id, quantity in quantities.items() if available.get(goods_id, 0) < quantity)
     if short:
         raise InsufficientStock(goods=short)
-    _add_to_stock({goods_id: -units for goods_id, units in quantities.items()})
+    _add_to_stock({goods_id: -quantity for goods_id, quantity in quantities.items()})
 
 
+@in_callers_transaction
 def return_stock(*, order_no: str, quantities: Mapping[int, int]) -> int:
-    """Give an order's units back; returns the units returned.
+    """Give an order's quantities back to the stock; returns the total quantity returned.
 
     Call it once per order, in the transaction that moved the order out of ``pending``: that
     conditional update is what makes the return happen once, and the ledger's unique
@@ -64,12 +69,13 @@ def return_stock(*, order_no: str, quantities: Mapping[int, int]) -> int:
     return return_stock_of_orders(quantities_by_order={order_no: quantities})
 
 
+@in_callers_transaction
 def return_stock_of_orders(*, quantities_by_order: Mapping[str, Mapping[int, int]]) -> int:
-    """Give the units of several orders back (order no → goods id → units); returns the units returned.
+    """Give several orders' quantities back (order no → goods id → quantity); returns the total returned.
 
     Three statements whatever the number of orders and lines: one ledger insert of a return row per
     order and goods, one locking read of the stock rows of every goods involved (goods-id order, as the
-    checkout), one relative update with the units summed per goods. The ledger rows go first: their
+    checkout), one relative update with the quantities summed per goods. The ledger rows go first: their
     foreign key share-locks the goods rows, and the lock order (``inventory.locks``) is goods rows
     before stock rows, the order of the admin's goods save. Every ordered goods has a stock row (stock
     rows are never deleted). Same rules as ``return_stock``: call it in the transaction that moved
@@ -77,9 +83,9 @@ def return_stock_of_orders(*, quantities_by_order: Mapping[str, Mapping[int, int
     ledger's unique constraint (IntegrityError), and the caller's rollback undoes the whole batch.
     """
     moves = [
-        StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.RETURN, quantity=units)
+        StockMove(goods_id=goods_id, order_no=order_no, kind=StockMove.Kind.RETURN, quantity=quantity)
         for order_no, quantities in quantities_by_order.items()
-        for goods_id, units in quantities.items()
+        for goods_id, quantity in quantities.items()
     ]
     if not moves:
         return 0
@@ -119,9 +125,9 @@ def _change_stock(*, goods_id: int, user, target) -> Stock:
 @retry_on_lock_conflict
 @transaction.atomic
 def adjust_stock(*, goods_id: int, delta: int, user=None) -> Stock:
-    """Add ``delta`` units (negative: take them away) to a goods' stock; never below 0 (``InsufficientStock``).
+    """Add ``delta`` to a goods' stock quantity (negative: take it away); never below 0 (``InsufficientStock``).
 
-    Relative, so it never writes back a quantity read earlier: units sold meanwhile stay sold.
+    Relative, so it never writes back a quantity read earlier: what was sold meanwhile stays sold.
     """
 
     def target(current: int) -> int:
@@ -150,3 +156,13 @@ def set_stock_quantity(*, goods_id: int, quantity: int, expected_quantity: int |
         return quantity
 
     return _change_stock(goods_id=goods_id, user=user, target=target)
+
+
+@transaction.atomic
+def create_goods_with_stock(
+    *, name: str, price: Decimal, stock: int = 0, description: str = "", on_sale: bool = True
+) -> Goods:
+    """Put a goods in the catalog with its stock row (the initial quantity is ledgered)."""
+    goods = create_goods(name=name, price=price, description=description, on_sale=on_sale)
+    set_stock_quantity(goods_id=goods.pk, quantity=stock)
+    return goods

@@ -17,6 +17,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from mall.api.exceptions import STATUS_BY_CODE
 from mall.errors import DomainError
 
 
@@ -39,7 +40,6 @@ def lockout_detail() -> str:
 
 
 class LoginLocked(DomainError):
-    status_code = 429
     code = "login_locked"
 
     def __init__(self):
@@ -48,12 +48,13 @@ class LoginLocked(DomainError):
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: 429, JSON under /api/, a short page elsewhere (the admin log-in)."""
+    locked = STATUS_BY_CODE[LoginLocked.code]
     seconds = str(settings.MALL_LOGIN_COOLOFF_SECONDS)
     if request.path.startswith("/api/"):
         body = {"code": LoginLocked.code, "detail": lockout_detail()}
-        return JsonResponse(body, status=429, headers={"Retry-After": seconds})
+        return JsonResponse(body, status=locked, headers={"Retry-After": seconds})
     page = format_html("<!doctype html><title>Log-in locked</title><h1>Log-in locked</h1><p>{}</p>", lockout_detail())
-    return HttpResponse(page, status=429, headers={"Retry-After": seconds})
+    return HttpResponse(page, status=locked, headers={"Retry-After": seconds})
 
 
 class ObtainAuthTokenUnlessLocked(ObtainAuthToken):

@@ -1,12 +1,19 @@
-"""Base class of the domain errors; each app defines its own, mapped to HTTP in ``mall.api``."""
+"""Base class of the domain errors; each app defines its own in ``<app>/errors.py``.
+
+Domain errors know nothing of HTTP: ``mall.api.exceptions`` maps their codes to statuses.
+"""
 
 
 class DomainError(Exception):
-    """A business rule refused the operation. ``code`` is stable: clients switch on it."""
+    """The shop did not carry out an operation. ``code`` is stable: clients switch on it.
 
-    status_code = 400
+    Almost always a refusal: a business rule said no, which is the caller's answer, not a failure
+    of the shop. ``fault = True`` marks the few that are failures of the shop itself.
+    """
+
     code = "domain_error"
     default_detail = "The operation was refused."
+    fault = False
 
     def __init__(self, detail: str | None = None, **extra):
         self.detail = detail or self.default_detail

@@ -2,7 +2,7 @@
 
 from opentelemetry import trace
 
-from mall.api import not_found
+from mall.api.error_views import not_found
 
 
 class TraceContextOnRequestMiddleware:

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "inventory",
     "carts",
     "orders",
+    "mall.apps.MallConfig",  # the commands that span the apps: seed_demo, check_stock
     "mall.telemetry",
 ]
 
@@ -266,7 +267,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "mall.api.exception_handler",
+    "EXCEPTION_HANDLER": "mall.api.exceptions.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 SPECTACULAR_SETTINGS = {
@@ -280,7 +281,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "mall.api.document_error_responses",
+        "mall.api.schema.document_error_responses",
     ],
 }
 

@@ -8,7 +8,7 @@ from rest_framework.routers import APIRootView, DefaultRouter
 from carts.views import CartItemViewSet
 from goods.views import GoodsViewSet
 from inventory.views import StockViewSet
-from mall.api import IdConverter
+from mall.api.converters import IdConverter
 from mall.auth import ObtainAuthTokenUnlessLocked
 from orders.views import OrderViewSet
 
@@ -43,6 +43,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
 ]
 
-handler400 = "mall.api.bad_request"
-handler404 = "mall.api.not_found"
-handler500 = "mall.api.server_error"
+handler400 = "mall.api.error_views.bad_request"
+handler404 = "mall.api.error_views.not_found"
+handler500 = "mall.api.error_views.server_error"

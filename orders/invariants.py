@@ -1,7 +1,7 @@
 """The shop's money-and-stock invariants, checked from the database (``manage.py check_stock``).
 
 - stock: for every goods, Σ adjust + Σ return − Σ sell of the ledger == its stock quantity;
-- sells: every order's lines match its sell moves (same goods, same units), one move per line;
+- sells: every order's lines match its sell moves (same goods, same quantity), one move per line;
 - returns: a closed/cancelled order has exactly one return move per line, matching it;
   a pending/paid order has none;
 - no sell/return move belongs to an order that does not exist;
@@ -34,11 +34,11 @@ def order_problems() -> list[str]:
     moves = order_moves()
     lines: dict[int, list[tuple[int, int]]] = defaultdict(list)
     line_total: dict[int, Decimal] = defaultdict(Decimal)
-    for order_id, goods_id, nums, price in OrderLine.objects.order_by("id").values_list(
+    for order_id, goods_id, quantity, price in OrderLine.objects.order_by("id").values_list(
         "order_id", "goods_id", "nums", "goods_price"
     ):
-        lines[order_id].append((goods_id, nums))
-        line_total[order_id] += price * nums
+        lines[order_id].append((goods_id, quantity))
+        line_total[order_id] += price * quantity
 
     problems = []
     orders = Order.objects.order_by("id").values_list("id", "order_no", "status", "pay_price")
@@ -51,24 +51,24 @@ def order_problems() -> list[str]:
         if not ordered:
             problems.append(f"{name}: no lines")
         if sold != ordered:
-            problems.append(f"{name}: lines {_units(ordered)} but sell moves {_units(sold)}")
+            problems.append(f"{name}: lines {_quantities(ordered)} but sell moves {_quantities(sold)}")
         if status in ENDED and returned != ordered:
-            problems.append(f"{name}: lines {_units(ordered)} but return moves {_units(returned)}")
+            problems.append(f"{name}: lines {_quantities(ordered)} but return moves {_quantities(returned)}")
         if status not in ENDED and returned:
-            problems.append(f"{name}: return moves {_units(returned)} although the order is not ended")
+            problems.append(f"{name}: return moves {_quantities(returned)} although the order is not ended")
         if pay_price != line_total.get(order_id, Decimal("0")):
             problems.append(f"{name}: pay_price {pay_price} but its lines sum to {line_total.get(order_id, 0)}")
     problems += [
-        f"order {order_no}: {kind} moves {_units(sorted(units))} but no such order"
+        f"order {order_no}: {kind} moves {_quantities(sorted(quantities))} but no such order"
         for order_no, by_kind in sorted(moves.items())
-        for kind, units in sorted(by_kind.items())
+        for kind, quantities in sorted(by_kind.items())
     ]
     return problems
 
 
-def _units(pairs: list[tuple[int, int]]) -> str:
-    """[(goods id, units), ...] as "[goods 3 × 2, goods 5 × 1]" (duplicates stay visible)."""
-    return "[" + ", ".join(f"goods {goods_id} × {units}" for goods_id, units in pairs) + "]"
+def _quantities(pairs: list[tuple[int, int]]) -> str:
+    """[(goods id, quantity), ...] as "[goods 3 × 2, goods 5 × 1]" (duplicates stay visible)."""
+    return "[" + ", ".join(f"goods {goods_id} × {quantity}" for goods_id, quantity in pairs) + "]"
 
 
 @contextmanager

@@ -183,7 +183,7 @@ class InProcessShop:
                         delete_cart_item(item=item)
                 shopper.cart_dirty = True
                 for goods_id, nums in plan.lines:
-                    add_to_cart(user=shopper.user, goods_id=goods_id, nums=nums)
+                    add_to_cart(user=shopper.user, goods_id=goods_id, quantity=nums)
                 started = time.perf_counter()
                 try:
                     result = create_order(user=shopper.user, **ORDER_DETAILS)

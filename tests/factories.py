@@ -42,4 +42,4 @@ class GoodsFactory(factory.django.DjangoModelFactory):
 def fill_cart(user, *lines):
     """Put (goods, nums) lines in the user's cart, checked."""
     for goods, nums in lines:
-        add_to_cart(user=user, goods_id=goods.pk, nums=nums)
+        add_to_cart(user=user, goods_id=goods.pk, quantity=nums)

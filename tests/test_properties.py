@@ -82,7 +82,7 @@ def _check_one_checkout(lines):
     goods = [GoodsFactory(price=price, stock_quantity=stock) for price, stock, _, _ in lines]
     cart = list(zip(goods, lines, strict=True))
     for g, (_, _, nums, checked) in cart:
-        add_to_cart(user=user, goods_id=g.pk, nums=nums, checked=checked)
+        add_to_cart(user=user, goods_id=g.pk, quantity=nums, checked=checked)
     goods_ids = [g.pk for g in goods]
     ordered = [(g, price, stock, nums) for g, (price, stock, nums, checked) in cart if checked]
     unchecked = [(g.pk, nums, False) for g, (_, _, nums, checked) in cart if not checked]

@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 
 from carts.models import CartItem
 from goods.models import Goods
-from goods.services import demo_catalog
 from inventory.models import Stock, StockMove
 from inventory.services import set_stock_quantity
+from mall.demo import demo_catalog
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "seed-test-password"

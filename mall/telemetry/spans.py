@@ -12,8 +12,8 @@ from mall.telemetry.names import REFUSAL_CODE
 
 
 def is_refusal(exc: BaseException) -> bool:
-    """A business rule said no (4xx): the client's answer, not a fault of the shop."""
-    return isinstance(exc, DomainError) and exc.status_code < 500
+    """A business rule said no: the client's answer, not a fault of the shop."""
+    return isinstance(exc, DomainError) and not exc.fault
 
 
 def mark_failure(span: trace.Span, exc: BaseException) -> None:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
-from goods.management.commands.seed_demo import DEMO_PASSWORD
+from mall.demo import DEMO_PASSWORD
 from mall.telemetry.links import trace_url
 from orders.loadgen import HttpShop, InProcessShop, LoadSetupError, LoadSummary, OrderOutcome, plan_orders, run_orders
 

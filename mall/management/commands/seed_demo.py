@@ -1,76 +1,11 @@
 """``manage.py seed_demo``: a shop to play with — demo goods with stock, users with full carts, a staff login."""
 
-from dataclasses import dataclass, field
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from carts.selectors import cart_items
-from carts.services import add_to_cart
 from goods.models import Goods
-from goods.services import seed_demo_catalog
-from mall.errors import DomainError
-from mall.roles import ensure_staff_roles
-
-DEMO_PASSWORD = "mall-demo"  # place_test_orders --url logs in with it by default
-STAFF_USERNAME = "admin"
-CART_LINES_PER_USER = 3
-
-
-def demo_username(number: int) -> str:
-    return f"user{number}"
-
-
-@dataclass
-class PeopleSeed:
-    created_users: list[str] = field(default_factory=list)
-    existing_users: list[str] = field(default_factory=list)
-    created_staff: bool = False
-    staff_roles: list[str] = field(default_factory=list)
-    filled_carts: dict[str, int] = field(default_factory=dict)  # username → lines added
-
-
-def _seed_users(*, count: int, password: str, staff: bool) -> tuple[PeopleSeed, list]:
-    User = get_user_model()
-    seed = PeopleSeed()
-    users = []
-    usernames = [demo_username(number) for number in range(1, count + 1)]
-    existing = {user.username: user for user in User.objects.filter(username__in=usernames)}
-    for number in range(1, count + 1):
-        username = demo_username(number)
-        user = existing.get(username)
-        if user is None:
-            user = User.objects.create_user(username=username, email=f"{username}@example.com", password=password)
-            seed.created_users.append(username)
-        else:
-            seed.existing_users.append(username)
-        users.append(user)
-    if staff and not User.objects.filter(username=STAFF_USERNAME).exists():
-        User.objects.create_superuser(username=STAFF_USERNAME, email="admin@example.com", password=password)
-        seed.created_staff = True
-    if staff:
-        seed.staff_roles = [group.name for group in ensure_staff_roles()]
-    return seed, users
-
-
-def _fill_empty_carts(*, users: list, goods: list[Goods], seed: PeopleSeed) -> None:
-    """A few checked lines in each demo user's empty cart (a cart with lines is left alone)."""
-    if not goods:
-        return
-    for offset, user in enumerate(users):
-        if cart_items(user=user).exists():
-            continue
-        added = 0
-        for line in range(CART_LINES_PER_USER):
-            chosen = goods[(offset * CART_LINES_PER_USER + line) % len(goods)]
-            try:
-                add_to_cart(user=user, goods_id=chosen.pk, nums=1 + line % 2)
-            except DomainError:
-                continue  # taken off sale by staff since: the cart gets the others
-            added += 1
-        if added:
-            seed.filled_carts[user.username] = added
+from mall.demo import DEMO_PASSWORD, STAFF_USERNAME, PeopleSeed, fill_empty_carts, seed_demo_catalog, seed_users
 
 
 def _name_range(names: list[str]) -> str:
@@ -113,8 +48,8 @@ class Command(BaseCommand):
 
         with transaction.atomic():
             catalog = seed_demo_catalog(count=goods, stock=stock, restock=restock)
-            people, demo_users = _seed_users(count=users, password=password, staff=staff)
-            _fill_empty_carts(users=demo_users, goods=catalog.goods, seed=people)
+            people, demo_users = seed_users(count=users, password=password, staff=staff)
+            fill_empty_carts(users=demo_users, goods=catalog.goods, seed=people)
         self._report(catalog=catalog, people=people, stock=stock, password=password)
 
     def _report(self, *, catalog, people: PeopleSeed, stock: int, password: str) -> None:

@@ -1,0 +1,84 @@
+"""The one place where exceptions raised under DRF become HTTP responses: ``{"code": ..., "detail": ...}`` always.
+
+Domain errors carry a ``code`` and no HTTP: ``STATUS_BY_CODE`` gives each code its status.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from mall.errors import DomainError
+
+logger = logging.getLogger("mall.api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    # goods
+    "goods_not_found": status.HTTP_400_BAD_REQUEST,
+    "goods_unavailable": status.HTTP_409_CONFLICT,
+    # inventory
+    "insufficient_stock": status.HTTP_409_CONFLICT,
+    "stock_changed": status.HTTP_409_CONFLICT,
+    "stock_too_large": status.HTTP_400_BAD_REQUEST,
+    # carts
+    "cart_empty": status.HTTP_400_BAD_REQUEST,
+    "cart_line_too_large": status.HTTP_400_BAD_REQUEST,
+    "cart_full": status.HTTP_400_BAD_REQUEST,
+    "not_found": status.HTTP_404_NOT_FOUND,  # a cart line a checkout took meanwhile
+    # orders
+    "order_not_pending": status.HTTP_409_CONFLICT,
+    "idempotency_key_reused": status.HTTP_409_CONFLICT,
+    "order_too_large": status.HTTP_400_BAD_REQUEST,
+    "checkout_fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
+    # log-in (mall.auth)
+    "login_locked": status.HTTP_429_TOO_MANY_REQUESTS,
+}
+
+
+def status_for(error: DomainError) -> int:
+    """The HTTP status of a domain error; a code missing from ``STATUS_BY_CODE`` is a refusal (400)."""
+    return STATUS_BY_CODE.get(error.code, status.HTTP_400_BAD_REQUEST)
+
+
+def request_too_large() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {
+        "code": "request_too_large",
+        "detail": f"The request body is larger than the limit of {limit} bytes ({limit // 1024} KB).",
+        "limit": limit,
+    }
+
+
+def exception_handler(exc, context):
+    """DRF's ``EXCEPTION_HANDLER``."""
+    if isinstance(exc, RequestDataTooBig):
+        return Response(request_too_large(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=status_for(exc))
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Lost connection, lock wait timeout or deadlock after the service's own retries:
+        # the transaction was rolled back, so the client may safely retry.
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            {"code": "database_unavailable", "detail": "The database is unavailable; retry shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, DatabaseError):
+        return None  # a bug, not bad input: let it surface as a 500 and in the trace
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": response.data}
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        response.data = {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
+    else:  # Http404 / PermissionDenied mapped by DRF
+        code = "not_found" if response.status_code == 404 else "permission_denied"
+        response.data = {"code": code, "detail": response.data.get("detail", "")}
+    return response
