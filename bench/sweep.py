@@ -84,6 +84,38 @@ def create_overdue_orders(*, count: int, user, goods, prefix: str) -> None:
         Stock.objects.filter(goods=goods).update(quantity=F("quantity") - count)
 
 
+@dataclass(frozen=True)
+class OverdueOrders:
+    """Overdue orders of one new user and goods, their numbers starting with ``prefix``."""
+
+    user: object
+    goods: object
+    stock_before: int  # the goods' stock before the orders took theirs
+    prefix: str
+    count: int
+
+    def all_returned(self) -> bool:
+        """The goods' stock is back where it was and the ledger has a return per order."""
+        return check_returned(goods=self.goods, stock_before=self.stock_before, prefix=self.prefix, count=self.count)
+
+
+def overdue_orders(*, count: int, label: str) -> OverdueOrders:
+    """``count`` overdue orders of a new user and goods, numbered ``<LABEL><hex>…`` (``label`` upper case, no
+    dashes); the safety-net sweep is postponed so that only the measured tasks close them."""
+    from django.contrib.auth import get_user_model
+
+    from bench.statements import new_goods
+    from inventory.models import Stock
+
+    user = get_user_model().objects.create_user(username=f"{label}-{secrets.token_hex(4)}", password=None)
+    goods = new_goods(stock=10**9, prefix=label)
+    stock_before = Stock.objects.get(goods=goods).quantity
+    postpone_safety_net()
+    prefix = f"{label.upper().replace('-', '')}{secrets.token_hex(3)}"
+    create_overdue_orders(count=count, user=user, goods=goods, prefix=prefix)
+    return OverdueOrders(user=user, goods=goods, stock_before=stock_before, prefix=prefix, count=count)
+
+
 def in_shop(env: dict[str, str], code: str, *, timeout: float = 120) -> str:
     """Run ``code`` in ``manage.py shell`` with the shop's environment (its broker); its last output line."""
     output = subprocess.run(
@@ -136,23 +168,14 @@ def check_returned(*, goods, stock_before: int, prefix: str, count: int) -> bool
 
 def measure_sweep(*, env: dict[str, str], broker: str, orders: int, redis_url: str, log_dir: Path) -> SweepResult:
     """``orders`` overdue orders closed by sweep tasks on one worker of a real cluster with ``broker``."""
-    from django.contrib.auth import get_user_model
-
     from bench.server import qcluster
-    from bench.statements import new_goods
-    from inventory.models import Stock
 
     env = {**env, "DJANGO_Q_WORKERS": "1"}
     if broker == "redis":
         env["DJANGO_Q_REDIS_URL"] = redis_url
         clear_redis_queue(redis_url)
-    user = get_user_model().objects.create_user(username=f"sweep-{broker}-{secrets.token_hex(4)}", password=None)
-    goods = new_goods(stock=10**9, prefix=f"sweep-{broker}")
-    stock_before = Stock.objects.get(goods=goods).quantity
-    postpone_safety_net()
-    prefix = f"SWEEP{broker.upper()}{secrets.token_hex(3)}"
     began = time.perf_counter()
-    create_overdue_orders(count=orders, user=user, goods=goods, prefix=prefix)
+    overdue = overdue_orders(count=orders, label=f"sweep-{broker}")
     print(f"  created {orders} overdue orders in {time.perf_counter() - began:.1f} s", flush=True)
     closed, seconds, tasks = 0, 0.0, 0
     with qcluster(env=env, log_path=log_dir / f"qcluster-{broker}.log"):
@@ -173,7 +196,7 @@ def measure_sweep(*, env: dict[str, str], broker: str, orders: int, redis_url: s
         closed=closed,
         seconds=seconds,
         tasks=tasks,
-        stock_returned=check_returned(goods=goods, stock_before=stock_before, prefix=prefix, count=orders),
+        stock_returned=overdue.all_returned(),
     )
     print(
         f"  sweep ({broker} broker): closed {result.closed} in {result.seconds:.2f} s ({tasks} tasks) = "

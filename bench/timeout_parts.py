@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bench.environment import clear_redis_queue
 from bench.server import qcluster
-from bench.sweep import CLOSE_TASK, in_shop, postpone_safety_net, wait_for
+from bench.sweep import CLOSE_TASK, in_shop, overdue_orders, postpone_safety_net, wait_for
 from bench.timeout_results import Burst, Steady, TimeoutSettings
 
 
@@ -69,25 +69,17 @@ def _due_schedules(orders, design: str) -> None:
 
 
 def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings, design: str = "bucket") -> Burst:
-    from django.contrib.auth import get_user_model
     from django.db.models import Max
 
-    from bench.statements import new_goods
-    from bench.sweep import check_returned, create_overdue_orders
-    from inventory.models import Stock
     from orders.models import Order
 
     env = {**_broker_env(env, broker, settings), "DJANGO_SETTINGS_MODULE": "bench.no_scheduler_settings"}
-    user = get_user_model().objects.create_user(username=f"burst-{secrets.token_hex(4)}", password=None)
-    goods = new_goods(stock=10**9, prefix=f"burst-{broker}")
-    stock_before = Stock.objects.get(goods=goods).quantity
-    postpone_safety_net()
-    prefix = f"BURST{broker.upper()}{secrets.token_hex(3)}"
     n = settings.burst_orders if design == "bucket" else settings.per_order_burst_orders
-    create_overdue_orders(count=n, user=user, goods=goods, prefix=prefix)
+    overdue = overdue_orders(count=n, label=f"burst-{broker}")
+    prefix = overdue.prefix
     _due_schedules(Order.objects.filter(order_no__startswith=prefix).only("pk", "expires_at"), design)
     with qcluster(env=env, log_path=settings.log_dir / f"qcluster-burst-{broker}.log"):
-        _cluster_ready(env, user, goods, f"PROBE{prefix}")
+        _cluster_ready(env, overdue.user, overdue.goods, f"PROBE{prefix}")
         began, ended = map(
             float,
             in_shop(
@@ -105,7 +97,7 @@ def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings, d
     orders = Order.objects.filter(order_no__startswith=prefix)
     last = orders.aggregate(last=Max("ended_at"))["last"].timestamp()
     closed = orders.filter(status=Order.Status.CLOSED).count()
-    returned = check_returned(goods=goods, stock_before=stock_before, prefix=prefix, count=n)
+    returned = overdue.all_returned()
     result = Burst(
         broker=broker,
         design=design,

@@ -122,14 +122,21 @@ def alongside(main: Callable[[], object], helper: Callable[[], object]) -> objec
     return run_concurrently(lambda role: main() if role == "main" else helper(), ["main", "helper"])[0]
 
 
-def raw_mariadb_connection():
-    """A MySQLdb connection of its own to the test database: another session, outside Django."""
+@contextmanager
+def mariadb_sessions(count: int):
+    """``count`` MySQLdb connections of their own to the test database (other sessions, outside Django);
+    each rolled back and closed at the end of the block."""
     import MySQLdb
 
     s = connection.settings_dict
-    return MySQLdb.connect(
-        host=s["HOST"] or "127.0.0.1", port=int(s["PORT"] or 3306), user=s["USER"], passwd=s["PASSWORD"], db=s["NAME"]
-    )
+    address = {"host": s["HOST"] or "127.0.0.1", "port": int(s["PORT"] or 3306), "db": s["NAME"]}
+    sessions = [MySQLdb.connect(user=s["USER"], passwd=s["PASSWORD"], **address) for _ in range(count)]
+    try:
+        yield sessions
+    finally:
+        for session in sessions:
+            session.rollback()
+            session.close()
 
 
 def session_running(watcher, statement: str, *, what: str) -> int:

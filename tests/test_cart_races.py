@@ -9,7 +9,7 @@ from carts.models import CartItem
 from orders.invariants import check_invariants
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
-from tests.support import alongside, raw_mariadb_connection, run_concurrently, session_running
+from tests.support import alongside, mariadb_sessions, run_concurrently, session_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,27 +34,21 @@ def test_a_cart_write_that_waited_for_a_checkout_taking_its_line_is_a_404(client
     line = CartItem.objects.get(user=buyer)
     client = client_for(buyer)
     # A checkout in progress: it holds the user's lines and has removed the ordered one, not yet committed.
-    checkout = raw_mariadb_connection()
-    checkout.autocommit(False)
-    checkout.cursor().execute("SELECT id FROM carts_cartitem WHERE user_id = %s FOR UPDATE", [buyer.pk])
-    checkout.cursor().execute("DELETE FROM carts_cartitem WHERE id = %s", [line.pk])
-    watcher = raw_mariadb_connection()
-    committed = threading.Event()
+    with mariadb_sessions(2) as (checkout, watcher):
+        checkout.autocommit(False)
+        checkout.cursor().execute("SELECT id FROM carts_cartitem WHERE user_id = %s FOR UPDATE", [buyer.pk])
+        checkout.cursor().execute("DELETE FROM carts_cartitem WHERE id = %s", [line.pk])
+        committed = threading.Event()
 
-    def commit_once_the_write_waits():
-        session_running(watcher, statement + "%", what=f"the {method} to wait for the line's lock")
-        checkout.commit()
-        committed.set()
+        def commit_once_the_write_waits():
+            session_running(watcher, statement + "%", what=f"the {method} to wait for the line's lock")
+            checkout.commit()
+            committed.set()
 
-    try:
         response = alongside(
             lambda: getattr(client, method)(f"/api/cart/{line.pk}/", {"nums": 5}, format="json"),
             commit_once_the_write_waits,
         )
-    finally:
-        checkout.rollback()
-        checkout.close()
-        watcher.close()
 
     assert committed.is_set()
     assert response.status_code == 404

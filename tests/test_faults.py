@@ -8,7 +8,7 @@ from django.db import connection  # noqa: F401 - read by the skipif condition
 from inventory.models import Stock, StockMove
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
-from tests.support import alongside, raw_mariadb_connection, session_running
+from tests.support import alongside, mariadb_sessions, session_running
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -23,25 +23,19 @@ def test_a_connection_killed_mid_checkout_is_a_clean_503_and_writes_nothing(clie
     client = client_for(buyer)
     address = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
-    # Another session holds the stock row, so the checkout stops inside query_inv, mid-transaction.
-    holder = raw_mariadb_connection()
-    holder.autocommit(False)
-    holder.cursor().execute("SELECT quantity FROM inventory_stock WHERE goods_id = %s FOR UPDATE", [goods.pk])
-    killer = raw_mariadb_connection()
-    waiting = threading.Event()
+    with mariadb_sessions(2) as (holder, killer):
+        # Another session holds the stock row, so the checkout stops inside query_inv, mid-transaction.
+        holder.autocommit(False)
+        holder.cursor().execute("SELECT quantity FROM inventory_stock WHERE goods_id = %s FOR UPDATE", [goods.pk])
+        waiting = threading.Event()
 
-    def kill_the_waiting_checkout():
-        what = "the checkout to wait for the stock lock"
-        thread_id = session_running(killer, "%inventory_stock%FOR UPDATE%", what=what)
-        killer.cursor().execute(f"KILL {int(thread_id)}")
-        waiting.set()
+        def kill_the_waiting_checkout():
+            what = "the checkout to wait for the stock lock"
+            thread_id = session_running(killer, "%inventory_stock%FOR UPDATE%", what=what)
+            killer.cursor().execute(f"KILL {int(thread_id)}")
+            waiting.set()
 
-    try:
         response = alongside(lambda: client.post("/api/orders/", address, format="json"), kill_the_waiting_checkout)
-    finally:
-        holder.rollback()
-        holder.close()
-        killer.close()
 
     assert waiting.is_set()
     assert response.status_code == 503
