@@ -11,7 +11,7 @@ and never answers. The figures go to docs/SOAK.md.
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import secrets
 import statistics
 import sys
@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.environment import prepare  # noqa: E402
 from bench.faults import CollectorProxy, RedisServer, Supervised  # noqa: E402
 from bench.otlp_sink import OtlpSink  # noqa: E402
 from bench.soak import shop_environment  # noqa: E402
@@ -73,25 +74,13 @@ def main(argv=None) -> int:
     args.pay_timeout = 1800
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    from bench.run import recreate_database
-
-    recreate_database(args.database_url)
     sink = OtlpSink().start()
     collector = CollectorProxy(int(sink.grpc_endpoint.rsplit(":", 1)[1])).start()
     redis = RedisServer(log_dir / "redis.log").start()
     env = shop_environment(args, redis_url=redis.url, collector=collector.endpoint)
     env["DJANGO_Q_WORKERS"] = "2"
-    os.environ.update({**env, "OTEL_SDK_DISABLED": "true", "MALL_LOG_LEVEL": "WARNING"})
-    import django
-
-    django.setup()
-    import logging
-
-    from django.core.management import call_command
-
+    prepare(env)  # this process queues the close tasks on the same broker
     logging.getLogger("django-q").setLevel(logging.WARNING)  # not a line per queued task
-
-    call_command("migrate", verbosity=0)
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     try:
         for turn in range(args.rounds):

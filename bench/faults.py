@@ -12,7 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.server import REPO, free_port
+from bench.environment import REPO, database_name, mysql_server_connection
+from bench.server import free_port
 
 
 def _close(sock: socket.socket) -> None:
@@ -136,21 +137,15 @@ class RedisServer:
 
 def kill_database_connections(database_url: str) -> int:
     """``KILL`` every connection to the soak's database from another session; how many were killed."""
-    from urllib.parse import urlparse
-
     import MySQLdb
 
-    parsed = urlparse(database_url)
-    admin = MySQLdb.connect(
-        host=parsed.hostname or "127.0.0.1", port=parsed.port or 3306, user=parsed.username or "root",
-        password=parsed.password or "",
-    )  # fmt: skip
+    admin = mysql_server_connection(database_url)
     killed = 0
     try:
         with admin.cursor() as cursor:
             cursor.execute(
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
-                [parsed.path.lstrip("/")],
+                [database_name(database_url)],
             )
             for (connection_id,) in cursor.fetchall():
                 try:

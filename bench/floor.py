@@ -3,9 +3,10 @@
 The statements are the ones the shop ran for one captured cycle (``bench.statements.capture_checkout_cycle``),
 byte for byte, grouped into the same transactions, on connections set up like Django's (MariaDB: READ
 COMMITTED, utf8mb4, the same sql_mode and lock wait timeout; SQLite: WAL, BEGIN IMMEDIATE). Only their
-parameters are rebuilt per cycle, by one small function per statement; ``check_replay`` proves that these
-functions rebuild exactly the captured parameters, so a change of the shop's SQL stops the floor instead
-of silently measuring something else.
+parameters are rebuilt per cycle: an INSERT's by column name (the columns the floor does not set get their
+model field's default), a query's by one small function each. ``check_replay`` proves that they rebuild
+exactly the captured parameters, so a change of the shop's SQL stops the floor instead of silently measuring
+something else, while a new model field with a default needs no change here.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from secrets import randbelow
-from urllib.parse import urlparse
 
+from bench.driver import Driver
 from bench.statements import CHECKOUT_BODY, CapturedCycle
-from bench.threads import run_together
+from loadgen.threads import run_together
 
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
+_INSERT_COLUMNS = re.compile(r"^INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.IGNORECASE)
 
 
 @dataclass
@@ -36,11 +38,9 @@ class CycleState:
     fingerprint: str
     trace_id: str = ""
     span_id: str = ""
-    traceparent: str = ""
     cart_ids: list[int] = field(default_factory=list)
     lines: list[tuple[int, int]] = field(default_factory=list)  # (goods id, nums)
     goods: dict[int, tuple[str, Decimal]] = field(default_factory=dict)  # goods id → (name, price)
-    stock: dict[int, int] = field(default_factory=dict)  # goods id → quantity read under the lock
     order_id: int = 0
 
 
@@ -64,7 +64,6 @@ def statement_name(sql: str) -> str:
         ("INSERT", "orders_order"): "order_insert",
         ("INSERT", "orders_orderline"): "order_lines_insert",
         ("INSERT", "orders_orderevent"): "order_event_insert",
-        ("INSERT", "django_q_schedule"): "schedule_insert",
     }
     name = names.get((verb, table))
     if (verb, table) == ("SELECT", "carts_cartitem"):
@@ -83,68 +82,99 @@ def _ids(s: CycleState) -> list[int]:
     return [goods_id for goods_id, _ in s.lines]
 
 
-def _order_insert(s: CycleState) -> tuple:
-    pay_price = sum((s.goods[goods_id][1] * nums for goods_id, nums in s.lines), Decimal("0.00"))
+def _order_row(s: CycleState) -> dict:
     body = CHECKOUT_BODY
-    # fmt: off
-    return (s.order_no, s.user_id, "pending", pay_price, body["address"], body["signer_name"], body["signer_mobile"],
-            "", "", s.now, s.now, s.expires, None, None, s.trace_id, s.span_id, None, s.fingerprint)
-    # fmt: on
+    return {
+        "order_no": s.order_no,
+        "user_id": s.user_id,
+        "status": "pending",
+        "pay_price": sum((s.goods[goods_id][1] * nums for goods_id, nums in s.lines), Decimal("0.00")),
+        "address": body["address"],
+        "signer_name": body["signer_name"],
+        "signer_mobile": body["signer_mobile"],
+        "created_at": s.now,
+        "updated_at": s.now,
+        "expires_at": s.expires,
+        "trace_id": s.trace_id,
+        "span_id": s.span_id,
+        "request_fingerprint": s.fingerprint,
+    }
 
 
-def _schedule_insert(s: CycleState) -> tuple:
-    args = repr((s.order_id, s.traceparent))  # django-q2 stores args as their repr
-    # fmt: off
-    return (None, "orders.tasks.close_unpaid_order", None, args, "{}", "O", None, -1, s.expires,
-            None, None, None, None)
-    # fmt: on
+# The rows each INSERT writes, by column. A column of the statement not named here is written with its model
+# field's default (looked up once by check_replay), as the shop writes a field it does not set.
+ROWS = {
+    "cart_insert": lambda s: [
+        {
+            "user_id": s.user_id,
+            "goods_id": s.goods_id,
+            "nums": 1,
+            "checked": True,
+            "created_at": s.now,
+            "updated_at": s.now,
+        }
+    ],
+    "stock_ledger": lambda s: [
+        {"goods_id": goods_id, "order_no": s.order_no, "kind": "sell", "quantity": nums, "created_at": s.now}
+        for goods_id, nums in s.lines
+    ],
+    "order_insert": lambda s: [_order_row(s)],
+    "order_lines_insert": lambda s: [
+        {
+            "order_id": s.order_id,
+            "goods_id": goods_id,
+            "goods_name": s.goods[goods_id][0],
+            "goods_price": s.goods[goods_id][1],
+            "nums": nums,
+        }
+        for goods_id, nums in s.lines
+    ],
+    "order_event_insert": lambda s: [
+        {"order_id": s.order_id, "kind": "placed", "at": s.now, "actor": "customer", "trace_id": s.trace_id}
+    ],
+}
 
-
-# One parameter builder per statement: the values the shop passes, in the order it passes them.
+# The parameters of every other statement (their WHERE clauses and the stock update), in the order it takes them.
 PARAMS = {
     "begin": lambda s: (),
     "token": lambda s: (s.token,),
     "goods_by_id": lambda s: (s.goods_id,),
     "cart_lines_locked": lambda s: (s.user_id,),
-    "cart_insert": lambda s: (s.user_id, s.goods_id, 1, True, s.now, s.now),
     "cart_checked_locked": lambda s: (True, s.user_id),
     "goods_for_sale": lambda s: (True, *set(_ids(s))),
     "stock_locked": lambda s: tuple(_ids(s)),
     "stock_update": lambda s: (*[value for goods_id, nums in s.lines for value in (goods_id, -nums)], *_ids(s)),
-    "stock_ledger": lambda s: tuple(
-        value for goods_id, nums in s.lines for value in (goods_id, s.order_no, "sell", nums, s.now, None)
-    ),
-    "order_insert": lambda s: _order_insert(s),
-    "order_lines_insert": lambda s: tuple(
-        value for goods_id, nums in s.lines for value in (s.order_id, goods_id, *s.goods[goods_id], nums)
-    ),
-    "order_event_insert": lambda s: (s.order_id, "placed", s.now, "customer", None, s.trace_id),
     "cart_delete": lambda s: tuple(s.cart_ids),
-    "schedule_insert": lambda s: _schedule_insert(s),
 }
 
 
-def _absorb(name: str, rows: list, state: CycleState) -> None:
-    """Keep what the next statements need from a statement's rows (column positions checked by check_replay)."""
+def _absorb(name: str, rows: list[dict], state: CycleState) -> None:
+    """Keep what the next statements need from a statement's rows (by column name; ``_READS`` lists them)."""
     if name == "cart_checked_locked":
-        state.cart_ids = [row[0] for row in rows]
-        state.lines = [(row[2], row[3]) for row in rows]
+        state.cart_ids = [row["id"] for row in rows]
+        state.lines = [(row["goods_id"], row["nums"]) for row in rows]
     elif name == "goods_for_sale":
-        state.goods = {row[0]: (row[1], Decimal(row[2])) for row in rows}
-    elif name == "stock_locked":
-        state.stock = {row[0]: row[1] for row in rows}
+        state.goods = {row["id"]: (row["name"], Decimal(row["price"])) for row in rows}
     elif name == "order_insert":
-        state.order_id = rows[0][0]
+        state.order_id = rows[0]["id"]
 
 
-# The leading columns _absorb reads, per statement (quotes stripped).
-_COLUMNS = {
-    "cart_checked_locked": "SELECT carts_cartitem.id, carts_cartitem.user_id, carts_cartitem.goods_id, "
-    "carts_cartitem.nums",
-    "goods_for_sale": "SELECT goods_goods.id, goods_goods.name, goods_goods.price",
-    "stock_locked": "SELECT inventory_stock.goods_id AS goods_id, inventory_stock.quantity AS quantity FROM",
-    "order_insert": "RETURNING orders_order.id",
+# The columns _absorb reads, per statement: check_replay makes sure the shop's statement returns them.
+_READS = {
+    "cart_checked_locked": {"id", "goods_id", "nums"},
+    "goods_for_sale": {"id", "name", "price"},
+    "order_insert": {"id"},
 }
+
+
+def _returned_columns(sql: str) -> set[str]:
+    """The names of the columns a SELECT (or an INSERT ... RETURNING) returns."""
+    unquoted = _unquoted(sql)
+    if " RETURNING " in unquoted.upper():
+        listing = re.split(r"\sRETURNING\s", unquoted, flags=re.IGNORECASE)[-1]
+    else:
+        listing = re.split(r"\sFROM\s", unquoted, maxsplit=1, flags=re.IGNORECASE)[0].split(None, 1)[1]
+    return {item.split()[-1].rsplit(".", 1)[-1] for item in listing.split(",")}
 
 
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?")
@@ -160,11 +190,74 @@ def _unquoted(sql: str) -> str:
     return sql.replace("`", "").replace('"', "")
 
 
+def _column_defaults(table: str, columns: list[str]) -> dict[str, object]:
+    """What Django writes for these columns of ``table`` when a model instance does not set them."""
+    from django.apps import apps
+    from django.db import connection
+
+    model = next((m for m in apps.get_models() if m._meta.db_table == table), None)
+    fields = {f.column: f for f in model._meta.concrete_fields} if model is not None else {}
+    unknown = [column for column in columns if column not in fields]
+    if unknown:
+        raise AssertionError(f"the floor cannot fill {table}.{', '.join(unknown)}: teach bench/floor.py's ROWS")
+    return {column: fields[column].get_db_prep_save(fields[column].get_default(), connection) for column in columns}
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
     sql: str
     skip: int = 0  # leading True parameters the backend compiled into the SQL (SQLite: `WHERE "checked"`)
+    columns: tuple[str, ...] = ()  # an INSERT's columns, in the statement's order
+    defaults: dict = field(default_factory=dict)  # its columns ROWS does not set → their model defaults
+
+    def params(self, state: CycleState) -> tuple:
+        if self.name not in ROWS:
+            return PARAMS[self.name](state)[self.skip :]
+        rows = ({**self.defaults, **row} for row in ROWS[self.name](state))
+        return tuple(row[column] for row in rows for column in self.columns)
+
+
+def _step(statement, state: CycleState) -> Step:
+    """The statement as the floor runs it; AssertionError when it would not rebuild the captured parameters."""
+    name = statement_name(statement.sql)
+    captured = statement.params
+    if name in ROWS:
+        listed = _INSERT_COLUMNS.match(_unquoted(statement.sql)).group(1)
+        columns = tuple(column.strip() for column in listed.split(","))
+        unset = [column for column in columns if column not in ROWS[name](state)[0]]
+        table = _TABLE.search(statement.sql).group(1)
+        step = Step(name, statement.sql, columns=columns, defaults=_column_defaults(table, unset))
+        built, compiled_in = step.params(state), ()
+    else:
+        step = Step(name, statement.sql, skip=max(0, len(PARAMS[name](state)) - len(captured)))
+        compiled_in, built = PARAMS[name](state)[: step.skip], step.params(state)
+    if len(built) != len(captured) or any(v is not True for v in compiled_in) or not all(map(_same, built, captured)):
+        raise AssertionError(f"floor parameters of {name} differ from the shop's: {built!r} != {captured!r}")
+    if name in _READS and not _READS[name] <= _returned_columns(statement.sql):
+        raise AssertionError(f"floor reads columns of {name} the shop no longer selects: {statement.sql[:160]}")
+    return step
+
+
+def replay_plan(steps: list[Step], transactions: list[int | None]) -> list[Group]:
+    """The steps as groups, one per transaction (or run of autocommit statements); a BEGIN (SQLite) opens the
+    transaction that follows it."""
+    groups: list[Group] = []
+    current: tuple[int | None, list[Step]] | None = None
+    pending_begin: list[Step] = []
+    for step, transaction in zip(steps, transactions, strict=True):
+        if step.name == "begin":
+            pending_begin.append(step)
+            continue
+        if current is None or current[0] != transaction:
+            if current is not None:
+                groups.append(Group(current[0] is not None, tuple(current[1])))
+            current = (transaction, [*pending_begin])
+            pending_begin = []
+        current[1].append(step)
+    if current is not None:
+        groups.append(Group(current[0] is not None, tuple(current[1])))
+    return groups
 
 
 @dataclass(frozen=True)
@@ -173,27 +266,6 @@ class Group:
 
     atomic: bool
     steps: tuple[Step, ...]
-
-
-def replay_plan(cycle: CapturedCycle, skips: list[int]) -> list[Group]:
-    """The captured statements as groups; a BEGIN (SQLite) opens the transaction that follows it."""
-    groups: list[Group] = []
-    current: tuple[int | None, list[Step]] | None = None
-    pending_begin: list[Step] = []
-    for statement, skip in zip(cycle.statements, skips, strict=True):
-        step = Step(statement_name(statement.sql), statement.sql, skip)
-        if step.name == "begin":
-            pending_begin.append(step)
-            continue
-        if current is None or current[0] != statement.transaction:
-            if current is not None:
-                groups.append(Group(current[0] is not None, tuple(current[1])))
-            current = (statement.transaction, [*pending_begin])
-            pending_begin = []
-        current[1].append(step)
-    if current is not None:
-        groups.append(Group(current[0] is not None, tuple(current[1])))
-    return groups
 
 
 def check_replay(cycle: CapturedCycle) -> list[Group]:
@@ -208,25 +280,13 @@ def check_replay(cycle: CapturedCycle) -> list[Group]:
         fingerprint=cycle.fingerprint,
         trace_id=cycle.trace_id,
         span_id=cycle.span_id,
-        traceparent=cycle.traceparent,
         cart_ids=[cycle.cart_item_id],
         lines=[(cycle.goods_id, 1)],
         goods={cycle.goods_id: (cycle.goods_name, cycle.goods_price)},
-        stock={cycle.goods_id: cycle.stock_before},
         order_id=cycle.order_id,
     )
-    skips = []
-    for statement in cycle.statements:
-        name = statement_name(statement.sql)
-        built = PARAMS[name](state)
-        captured = statement.params
-        skip = len(built) - len(captured)
-        if skip < 0 or any(value is not True for value in built[:skip]) or not all(map(_same, built[skip:], captured)):
-            raise AssertionError(f"floor parameters of {name} differ from the shop's: {built!r} != {captured!r}")
-        if name in _COLUMNS and _COLUMNS[name] not in _unquoted(statement.sql):
-            raise AssertionError(f"floor reads columns of {name} the shop no longer selects: {statement.sql[:160]}")
-        skips.append(skip)
-    return replay_plan(cycle, skips)
+    steps = [_step(statement, state) for statement in cycle.statements]
+    return replay_plan(steps, [statement.transaction for statement in cycle.statements])
 
 
 def _timestamp(moment: datetime) -> str:
@@ -240,66 +300,8 @@ class FloorClient:
     goods_id: int
 
 
-class Driver:
-    """A raw DB-API connection set up as Django sets up the shop's."""
-
-    def __init__(self, database_url: str, options: dict):
-        self.vendor = "sqlite" if database_url.startswith("sqlite") else "mysql"
-        if self.vendor == "sqlite":
-            import sqlite3
-
-            sqlite3.register_adapter(Decimal, str)  # as Django does
-            path = urlparse(database_url).path
-            self.connection = sqlite3.connect(path, timeout=options.get("timeout", 30), isolation_level=None)
-            for pragma in options.get("init_command", "").split(";"):
-                if pragma.strip():
-                    self.connection.execute(pragma)
-        else:
-            import MySQLdb
-            from MySQLdb.constants import CLIENT
-
-            url = urlparse(database_url)
-            self.connection = MySQLdb.connect(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or 3306,
-                user=url.username or "root",
-                password=url.password or "",
-                database=url.path.lstrip("/"),
-                charset=options.get("charset", "utf8mb4"),
-                init_command=options.get("init_command", ""),
-                client_flag=CLIENT.FOUND_ROWS,
-            )
-            level = options.get("isolation_level", "read committed").upper()
-            self.connection.cursor().execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {level}")
-            self.connection.autocommit(True)
-
-    def sql(self, statement: str) -> str:
-        return statement.replace("%s", "?") if self.vendor == "sqlite" else statement
-
-    def begin(self) -> None:
-        if self.vendor == "mysql":
-            self.connection.autocommit(False)
-
-    def commit(self) -> None:
-        self.connection.commit()
-        if self.vendor == "mysql":
-            self.connection.autocommit(True)
-
-    def rollback(self) -> None:
-        self.connection.rollback()
-        if self.vendor == "mysql":
-            self.connection.autocommit(True)
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-_RETRYABLE = {1205, 1213}  # as the shop: lock wait timeout, deadlock → run the transaction again
-
-
-# A traced shop stores the checkout span's ids and passes a traceparent: the floor writes values of that size.
+# A traced shop stores the checkout span's ids: the floor writes values of that size.
 _TRACE_ID, _SPAN_ID = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
-_TRACEPARENT = f"00-{_TRACE_ID}-{_SPAN_ID}-03"
 
 
 def run_cycle(driver: Driver, plan: list[Group], client: FloorClient, fingerprint: str, pay_timeout: int) -> None:
@@ -307,7 +309,6 @@ def run_cycle(driver: Driver, plan: list[Group], client: FloorClient, fingerprin
     state = CycleState(
         trace_id=_TRACE_ID,
         span_id=_SPAN_ID,
-        traceparent=_TRACEPARENT,
         token=client.token,
         user_id=client.user_id,
         goods_id=client.goods_id,
@@ -324,16 +325,17 @@ def run_cycle(driver: Driver, plan: list[Group], client: FloorClient, fingerprin
                 driver.begin()
             try:
                 for step in group.steps:
-                    cursor.execute(driver.sql(step.sql), PARAMS[step.name](state)[step.skip :])
+                    cursor.execute(driver.sql(step.sql), step.params(state))
                     if cursor.description is not None:
-                        _absorb(step.name, cursor.fetchall(), state)
+                        names = [column[0] for column in cursor.description]
+                        _absorb(step.name, [dict(zip(names, row, strict=True)) for row in cursor.fetchall()], state)
                 if group.atomic:
                     driver.commit()
                 break
             except Exception as exc:
                 if group.atomic:
                     driver.rollback()
-                if attempt == 2 or not (exc.args and exc.args[0] in _RETRYABLE):
+                if attempt == 2 or not driver.retryable(exc):
                     raise
 
 
@@ -355,11 +357,11 @@ def run_floor(
     """``cycles`` checkout cycles replayed by one thread per client, each on its own connection."""
     errors: list[BaseException] = []
 
-    def loop(client: FloorClient, ready, take) -> None:
+    def loop(client: FloorClient, ready, jobs) -> None:
         driver = Driver(database_url, options)  # connected in its thread (sqlite3 requires it)
         try:
             ready()
-            while take():
+            for _ in jobs:
                 try:
                     run_cycle(driver, plan, client, fingerprint, pay_timeout)
                 except Exception as exc:  # counted and reported; the floor must not hide failures
@@ -367,7 +369,7 @@ def run_floor(
         finally:
             driver.close()
 
-    seconds = run_together(clients, cycles, loop)
+    seconds = run_together(clients, range(cycles), loop)
     if errors:
         print(f"floor: {len(errors)} failed cycles, first: {errors[0]!r}")
     return FloorResult(cycles=cycles - len(errors), seconds=seconds, errors=len(errors))

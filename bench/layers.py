@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     _environment(args)
     _encode_only()
     if args.database_url:
-        from bench.run import recreate_database
+        from bench.environment import recreate_database
 
         recreate_database(args.database_url)
     from mall.telemetry import configure_telemetry

@@ -5,6 +5,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from bench import targets
+from bench.results import ratio_summary
+
 # File names docs/PERFORMANCE.md shows.
 CURVE_PNG = "tracing-curve.png"
 STATEMENTS_PNG = "statements-per-checkout.png"
@@ -32,8 +35,6 @@ def plot_curve(results, directory: Path) -> Path | None:
     ]
     if untraced is None or not points:
         return None
-    from bench.run import ratio_summary
-
     plt = _pyplot()
     figure, (throughput, p99) = plt.subplots(1, 2, figsize=(10, 4))
     ratios = [ratio_summary(samples.per_second, untraced.per_second) for _, samples in points]
@@ -73,7 +74,9 @@ def plot_statements(counts, directory: Path) -> Path | None:
     lines = [count.lines for count in counts]
     axis.plot(lines, [count.service for count in counts], marker="o", label="create_order")
     axis.plot(lines, [count.request for count in counts], marker="s", label="POST /api/orders/")
-    axis.axhline(12, color="grey", linestyle="--", label="target: ≤ 12 (create_order)")
+    axis.axhline(
+        targets.STATEMENTS.bound, color="grey", linestyle="--", label=f"target: {targets.STATEMENTS} (create_order)"
+    )
     axis.set_xlabel("lines in the cart")
     axis.set_ylabel("SQL statements per checkout")
     axis.set_ylim(0, max(count.request for count in counts) + 4)
@@ -95,7 +98,8 @@ def plot_close_lag(timeouts, directory: Path) -> Path | None:
         lags = sorted(steady.lags)
         shares = [(index + 1) / len(lags) for index in range(len(lags))]
         axis.plot(lags, shares, label=f"{steady.broker} broker, {steady.rate:.0f} unpaid orders/s")
-    axis.axvline(35, color="grey", linestyle="--", label="target p99: 35 s")
+    lag = targets.CLOSE_LAG_P99
+    axis.axvline(lag.bound, color="grey", linestyle="--", label=f"target p99: {lag.bound:.0f}{lag.unit}")
     axis.set_xlabel("close lag after the deadline (s)")
     axis.set_ylabel("share of orders closed")
     axis.grid(alpha=0.3)

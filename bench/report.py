@@ -7,17 +7,8 @@ import platform
 import statistics
 from importlib.metadata import version
 
-TARGET_TEXT = {
-    "tracing": "≥ 0.85",
-    "sampled_10": "≥ 0.95",
-    "always_off": "≥ 0.97",
-    "hot": "≥ 0.90",
-    "floor": "≥ 0.35",
-    "statements": "equal, ≤ 12",
-    "sweep": "≥ 500 orders/s",
-    "rss_growth": "< 5 %",
-}
-
+from bench import targets
+from bench.results import ratio_summary
 
 UNTRACED = "tracing off distinct"
 
@@ -68,22 +59,21 @@ def _verdict(ok: bool | None) -> str:
 
 def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
     """(figure, value, target, verdict) rows."""
-    from bench.run import TARGETS, ratio_summary
 
     def per_second(name):
         return results.configs[name].per_second if name in results.configs else []
 
-    def ratio_row(label: str, numerator: str, denominator: str, target: str) -> tuple[str, str, str, str]:
+    def ratio_row(label: str, numerator: str, denominator: str, target: targets.Target) -> tuple[str, str, str, str]:
         summary = ratio_summary(per_second(numerator), per_second(denominator))
-        met = None if summary is None else summary[0] >= TARGETS[target]
-        return label, _fmt_range(summary), TARGET_TEXT[target], _verdict(met)
+        met = None if summary is None else target.met(summary[0])
+        return label, _fmt_range(summary), str(target), _verdict(met)
 
     rows = [
-        ratio_row("always_off ÷ untraced (throughput)", "always_off distinct", UNTRACED, "always_off"),
-        ratio_row("10 % sampled ÷ untraced (throughput)", "10 % sampled distinct", UNTRACED, "sampled_10"),
-        ratio_row("tracing on (100 %) ÷ untraced (throughput)", "tracing on distinct", UNTRACED, "tracing"),
-        ratio_row("hot item ÷ distinct items", "tracing on hot", "tracing on distinct", "hot"),
-        ratio_row("shop (tracing on) ÷ raw-driver floor", "tracing on distinct", "floor", "floor"),
+        ratio_row("always_off ÷ untraced (throughput)", "always_off distinct", UNTRACED, targets.ALWAYS_OFF),
+        ratio_row("10 % sampled ÷ untraced (throughput)", "10 % sampled distinct", UNTRACED, targets.SAMPLED_10),
+        ratio_row("tracing on (100 %) ÷ untraced (throughput)", "tracing on distinct", UNTRACED, targets.TRACING),
+        ratio_row("hot item ÷ distinct items", "tracing on hot", "tracing on distinct", targets.HOT),
+        ratio_row("shop (tracing on) ÷ raw-driver floor", "tracing on distinct", "floor", targets.FLOOR),
     ]
     store = ratio_summary(per_second("tracing on+store distinct"), per_second("tracing on distinct"))
     rows.append(("trace store on ÷ off (tracing on, throughput)", _fmt_range(store), "(its own cost)", ""))
@@ -92,16 +82,16 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
     if results.statement_counts:
         counts = results.statement_counts
         equal = len({c.service for c in counts}) == 1 and len({c.request for c in counts}) == 1
-        small = max(c.service for c in counts) <= TARGETS["statements"]
+        small = targets.STATEMENTS.met(max(c.service for c in counts))
         verdict = _verdict(equal and small)
-        rows.append(("SQL statements per checkout", statement_line(counts), TARGET_TEXT["statements"], verdict))
+        rows.append(("SQL statements per checkout", statement_line(counts), f"equal, {targets.STATEMENTS}", verdict))
     for sweep in results.sweeps:
         rows.append(
             (
                 f"timeout sweep, {sweep.broker} broker",
                 f"{sweep.per_second:.0f} orders/s",
-                TARGET_TEXT["sweep"],
-                _verdict(sweep.per_second >= TARGETS["sweep"] and sweep.stock_returned),
+                str(targets.SWEEP),
+                _verdict(targets.SWEEP.met(sweep.per_second) and sweep.stock_returned),
             )
         )
     growth = rss_growth(results)
@@ -110,8 +100,8 @@ def ratio_rows(args, results) -> list[tuple[str, str, str, str]]:
             (
                 f"worker RSS growth, checkouts {2 * args.memory_checkouts}→{3 * args.memory_checkouts}",
                 f"{growth * 100:.1f} %",
-                TARGET_TEXT["rss_growth"],
-                _verdict(growth < TARGETS["rss_growth"]),
+                str(targets.RSS_GROWTH),
+                _verdict(targets.RSS_GROWTH.met(growth)),
             )
         )
     return rows
@@ -130,8 +120,6 @@ CURVE = (
 
 def curve_rows(results) -> list[tuple[str, str, str, str, str]]:
     """(configuration, throughput, ÷ untraced, checkout p50, p99) for each measured point of the curve."""
-    from bench.run import ratio_summary
-
     untraced = results.configs.get("tracing off distinct")
     rows = []
     for part, label, _ in CURVE:

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-CLOSE_TASK = "orders.tasks.close_unpaid_order"  # the per-order design's rows: one per pending order
+from bench.sweep import CLOSE_TASK, postpone_safety_net  # CLOSE_TASK: the per-order design's rows
+
 INDEX_NAME = "mall_schedule_next_run"  # orders/migrations/0005
 
 
@@ -92,14 +93,10 @@ def _set_index(present: bool) -> None:
 
 def measure_passes(pending_sizes: tuple[int, ...]) -> list[PassTime]:
     from django.db.models import Max
-    from django.utils import timezone
     from django_q.brokers import get_broker
     from django_q.models import Schedule
 
-    # The safety net's schedule is not due while measuring: the pass has nothing to queue.
-    Schedule.objects.filter(func="orders.tasks.close_overdue_orders").update(
-        next_run=timezone.now() + timedelta(days=1)
-    )
+    postpone_safety_net()  # not due while measuring: the pass has nothing to queue
     broker = get_broker()  # this process's: the ORM broker; nothing is due, so nothing is queued
     results, inserted = [], 0
     first_id = (Schedule.objects.aggregate(top=Max("pk"))["top"] or 0) + 1

@@ -1,4 +1,7 @@
-"""The shop under gunicorn (and a django-q2 cluster) as subprocesses, with their workers' memory."""
+"""The shop under gunicorn (and a django-q2 cluster) as subprocesses, with their workers' memory.
+
+The bench starts its shops here, and so do the tests (tests/support.py) on the test database.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.environment import REPO
 
 
 def free_port() -> int:
@@ -35,40 +38,51 @@ def _stop(process: subprocess.Popen, *, timeout: float = 30) -> None:
 
 @contextmanager
 def running(args: list[str], *, env: dict[str, str], log_path: Path):
+    """Run a process (in the repository, its output to ``log_path``) for the duration of the block.
+
+    Its own session: a test may kill its whole process tree (``os.killpg``) without hitting its caller.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield process
         finally:
             _stop(process)
 
 
-def _tail(path: Path, chars: int = 3000) -> str:
+def tail(path: Path, chars: int = 3000) -> str:
+    """The end of a log file ("" when there is none)."""
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
 @contextmanager
-def gunicorn(*, env: dict[str, str], workers: int, threads: int, log_path: Path, start_timeout: float = 90):
-    """The shop on a free port (``gunicorn.conf.py`` of the repo applies); yields (base URL, master process)."""
+def gunicorn(
+    *, env: dict[str, str], workers: int, threads: int, log_path: Path, start_timeout: float = 90,
+    options: tuple[str, ...] = (),
+):  # fmt: skip
+    """The shop on a free port (``gunicorn.conf.py`` of the repo applies, then ``options``); yields (base URL,
+    master process) once it answers and its workers are up."""
     port = free_port()
     args = [
         sys.executable, "-m", "gunicorn", "mall.wsgi:application", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--threads", str(threads),
+        "--workers", str(workers), "--threads", str(threads), *options,
     ]  # fmt: skip
     with running(args, env=env, log_path=log_path) as process:
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + start_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{_tail(log_path)}")
+                raise RuntimeError(f"gunicorn exited:\n{tail(log_path)}")
             try:
                 if requests.get(f"{base_url}/api/goods/", timeout=10).status_code < 500:
                     break
             except requests.RequestException:
                 pass  # not listening yet, or a worker still importing the app
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer in {start_timeout}s:\n{_tail(log_path)}")
+                raise RuntimeError(f"gunicorn did not answer in {start_timeout}s:\n{tail(log_path)}")
             time.sleep(0.2)
         _wait_for_workers(process.pid, workers, deadline)
         yield base_url, process

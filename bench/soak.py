@@ -33,6 +33,8 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
+from bench.environment import prepare  # noqa: E402
+from bench.environment import shop_environment as bench_environment  # noqa: E402
 from bench.faults import CollectorProxy, RedisServer, Supervised, kill_database_connections  # noqa: E402
 from bench.otlp_sink import OtlpSink  # noqa: E402
 from bench.server import children, free_port  # noqa: E402
@@ -233,14 +235,16 @@ class Shop:
         self.sink.stop()
 
 
+def soak_environment(args) -> dict[str, str]:
+    """The bench's production-like environment with the soak's short ORDER_PAY_TIMEOUT."""
+    return {**bench_environment(args.database_url), "ORDER_PAY_TIMEOUT": str(args.pay_timeout)}
+
+
 def shop_environment(args, *, redis_url: str, collector: str) -> dict[str, str]:
     """The bench's production-like environment (bench/run.py), on the soak's Redis, exporting to its collector."""
-    from bench.run import shop_environment as bench_environment
-
     return {
-        **bench_environment(args),
+        **soak_environment(args),
         "DJANGO_Q_REDIS_URL": redis_url,
-        "ORDER_PAY_TIMEOUT": str(args.pay_timeout),
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_METRICS_EXPORTER": "otlp",
@@ -255,22 +259,9 @@ def main(argv=None) -> int:
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     random.seed(args.seed)
-    from bench.run import recreate_database
-
-    os.environ.update(
-        DATABASE_URL=args.database_url, DJANGO_SETTINGS_MODULE="mall.settings", OTEL_SDK_DISABLED="true",
-        MALL_LOG_LEVEL="WARNING", ORDER_PAY_TIMEOUT=str(args.pay_timeout),
-    )  # fmt: skip
-    print(f"database {args.database_url}: recreating, migrating, seeding", flush=True)
-    recreate_database(args.database_url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    prepare(soak_environment(args))
     from bench.statements import new_buyer, new_goods
 
-    call_command("migrate", verbosity=0)
     goods_ids = [new_goods(stock=STOCK_PER_GOODS, prefix="soak").pk for _ in range(GOODS)]
     tokens = [new_buyer(prefix="soak")[1] for _ in range(args.clients)]
 

@@ -6,6 +6,8 @@ import statistics
 import time
 from pathlib import Path
 
+from loadgen.stats import percentile
+
 DRAIN_MARGIN = 150  # seconds past the pay timeout: scheduler pass (~30 s) + a sweep minute + restarts
 
 
@@ -139,10 +141,7 @@ def verdict(args, shop, seen, goods_ids: list[int], stock_per_goods: int) -> int
     return 1 if failures else 0
 
 
-def _latency_row(label: str, ordered: list[float]) -> str:
-    ms = [_pct(ordered, 0.5) * 1000, _pct(ordered, 0.99) * 1000, max(ordered, default=0) * 1000]
-    return f"| {label} | {len(ordered)} | " + " | ".join(f"{value:.0f}" for value in ms) + " |"
-
-
-def _pct(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+def _latency_row(label: str, seconds: list[float]) -> str:
+    ms = [percentile(seconds, 0.5, default=0.0) * 1000, percentile(seconds, 0.99, default=0.0) * 1000]
+    ms.append(max(seconds, default=0) * 1000)
+    return f"| {label} | {len(seconds)} | " + " | ".join(f"{value:.0f}" for value in ms) + " |"

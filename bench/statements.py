@@ -50,14 +50,12 @@ class CapturedCycle:
     goods_id: int = 0
     goods_name: str = ""
     goods_price: Decimal = Decimal("0")
-    stock_before: int = 0
     cart_item_id: int = 0
     order_id: int = 0
     order_no: str = ""
     fingerprint: str = ""
     trace_id: str = ""  # of the create_order span ("" when tracing is off)
     span_id: str = ""
-    traceparent: str = ""  # passed to the timeout task
 
 
 def new_buyer(*, prefix: str = "bench"):
@@ -140,7 +138,6 @@ def capture_checkout_cycle() -> CapturedCycle:
     from django.db import connection
     from django.test import Client
 
-    from inventory.models import Stock
     from orders.models import Order
 
     user, token = new_buyer(prefix="capture")
@@ -151,7 +148,6 @@ def capture_checkout_cycle() -> CapturedCycle:
         goods_id=goods.pk,
         goods_name=goods.name,
         goods_price=goods.price,
-        stock_before=Stock.objects.get(goods=goods).quantity,
     )
     transactions: dict[int, int] = {}
 
@@ -194,6 +190,7 @@ def stock_lock_hold(checkouts: int = 100) -> LockHold:
     from django.db import connection
 
     from carts.services import add_to_cart
+    from loadgen.stats import percentile
     from orders.services import create_order
 
     goods = new_goods(stock=1_000_000, prefix="lock")
@@ -217,10 +214,9 @@ def stock_lock_hold(checkouts: int = 100) -> LockHold:
             cpu += time.process_time() - cpu_before
     if not holds:  # SQLite has no row locks: BEGIN IMMEDIATE locks the whole database instead
         return LockHold(checkouts=checkouts, median_ms=float("nan"), p90_ms=float("nan"), cpu_ms=float("nan"))
-    holds.sort()
     return LockHold(
         checkouts=len(holds),
         median_ms=statistics.median(holds) * 1000,
-        p90_ms=holds[int(0.9 * len(holds))] * 1000,
+        p90_ms=percentile(holds, 0.9) * 1000,
         cpu_ms=cpu / len(holds) * 1000,
     )

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
 from django.db import connection
 
-REPO = Path(__file__).resolve().parent.parent
+from bench import server
+from bench.environment import REPO  # noqa: F401 - the tests import it from here
+from bench.server import free_port  # noqa: F401 - the tests import it from here
+from loadgen.threads import run_together
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
@@ -30,12 +28,6 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         pause.wait(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_database_url() -> str:
@@ -61,93 +53,105 @@ def shop_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def running(args: list[str], *, env: dict[str, str], name: str, log_dir: Path):
-    """Run a process for the duration of the block; SIGTERM (then SIGKILL) on exit; log to a file."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log:
-        # Its own session: a test may kill the whole process tree (os.killpg) without hitting pytest.
-        process = subprocess.Popen(
-            args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+def log_path(log_dir: Path, name: str) -> Path:
+    return log_dir / f"{name}.log"
 
 
 def read_log(log_dir: Path, name: str) -> str:
-    path = log_dir / f"{name}.log"
+    path = log_path(log_dir, name)
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def running(args: list[str], *, env: dict[str, str], name: str, log_dir: Path):
+    """Run a process for the duration of the block (SIGTERM, then SIGKILL at its end), logging to ``<name>.log``."""
+    with server.running(args, env=env, log_path=log_path(log_dir, name)) as process:
+        yield process
 
 
 @contextmanager
 def shop_server(*, env: dict[str, str], log_dir: Path, workers: int = 1):
     """A gunicorn server of the shop on a free port; yields its base URL once it answers."""
-    port = free_port()
-    args = [
-        sys.executable, "-m", "gunicorn", "mall.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
-        "--graceful-timeout", "10",
-    ]  # fmt: skip
-    with running(args, env=env, name="gunicorn", log_dir=log_dir) as process:
-        base_url = f"http://127.0.0.1:{port}"
-
-        def answers():
-            if process.poll() is not None:
-                raise AssertionError(f"gunicorn exited: {read_log(log_dir, 'gunicorn')[-2000:]}")
-            try:
-                return requests.get(f"{base_url}/api/goods/", timeout=2).status_code == 200
-            except (requests.ConnectionError, requests.Timeout):  # listening, worker still booting
-                return False
-
-        wait_until(answers, timeout=60, what="gunicorn to answer")
+    with server.gunicorn(
+        env=env,
+        workers=workers,
+        threads=4,
+        log_path=log_path(log_dir, "gunicorn"),
+        options=("--graceful-timeout", "10"),
+    ) as (base_url, _):
         yield base_url
 
 
 @contextmanager
 def qcluster(*, env: dict[str, str], log_dir: Path):
     """A real django-q2 cluster (``manage.py qcluster``); stopped with SIGTERM to the parent only."""
-    with running([sys.executable, "manage.py", "qcluster"], env=env, name="qcluster", log_dir=log_dir) as process:
+    with server.qcluster(env=env, log_path=log_path(log_dir, "qcluster")) as process:
         yield process
 
 
 def run_concurrently(task: Callable, arguments: list, *, threads: int | None = None) -> list:
     """Run ``task(argument)`` for every argument in real threads released together; results in order.
 
-    Each thread uses its own database connection and closes it, as a request thread would.
+    ``threads`` threads (one per argument by default) start together; each takes the next argument when
+    it is done with one. Each task uses its own database connection and closes it, as a request thread
+    would. The first exception of a task is raised here once all are done.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from django.db import connections
 
-    threads = threads or len(arguments)
-    # The first wave starts together; later arguments start as soon as a thread is free.
-    first_wave = min(threads, len(arguments))
-    arrived = [0]
-    arrivals = threading.Lock()
-    all_ready = threading.Event()
+    results: list = [None] * len(arguments)
+    errors: list[BaseException] = []
 
-    def run(argument):
-        try:
-            with arrivals:
-                arrived[0] += 1
-                if arrived[0] >= first_wave:
-                    all_ready.set()
-            all_ready.wait(timeout=30)
-            return task(argument)
-        finally:
-            connections.close_all()
+    def work(_thread: int, ready, jobs) -> None:
+        ready()
+        for index, argument in jobs:
+            try:
+                results[index] = task(argument)
+            except BaseException as exc:  # raised again in the caller's thread
+                errors.append(exc)
+            finally:
+                connections.close_all()
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(run, arguments))
+    run_together(range(min(threads or len(arguments), len(arguments))), enumerate(arguments), work)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def alongside(main: Callable[[], object], helper: Callable[[], object]) -> object:
+    """``main()`` while ``helper()`` runs in another thread, both released together; main's result."""
+    return run_concurrently(lambda role: main() if role == "main" else helper(), ["main", "helper"])[0]
+
+
+@contextmanager
+def mariadb_sessions(count: int):
+    """``count`` MySQLdb connections of their own to the test database (other sessions, outside Django);
+    each rolled back and closed at the end of the block."""
+    import MySQLdb
+
+    s = connection.settings_dict
+    address = {"host": s["HOST"] or "127.0.0.1", "port": int(s["PORT"] or 3306), "db": s["NAME"]}
+    sessions = [MySQLdb.connect(user=s["USER"], passwd=s["PASSWORD"], **address) for _ in range(count)]
+    try:
+        yield sessions
+    finally:
+        for session in sessions:
+            session.rollback()
+            session.close()
+
+
+def session_running(watcher, statement: str, *, what: str) -> int:
+    """Wait until another session runs a statement ``LIKE statement`` (seen from ``watcher``, a raw connection);
+    its connection id."""
+
+    def running_session_id():
+        cursor = watcher.cursor()
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()", [statement]
+        )
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+    return wait_until(running_session_id, timeout=20, what=what)
 
 
 class _RollBack(Exception):

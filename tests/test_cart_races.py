@@ -9,8 +9,7 @@ from carts.models import CartItem
 from orders.invariants import check_invariants
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
-from tests.support import run_concurrently, wait_until
-from tests.test_faults import raw_connection
+from tests.support import alongside, mariadb_sessions, run_concurrently, session_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,41 +34,22 @@ def test_a_cart_write_that_waited_for_a_checkout_taking_its_line_is_a_404(client
     line = CartItem.objects.get(user=buyer)
     client = client_for(buyer)
     # A checkout in progress: it holds the user's lines and has removed the ordered one, not yet committed.
-    checkout = raw_connection()
-    checkout.autocommit(False)
-    checkout.cursor().execute("SELECT id FROM carts_cartitem WHERE user_id = %s FOR UPDATE", [buyer.pk])
-    checkout.cursor().execute("DELETE FROM carts_cartitem WHERE id = %s", [line.pk])
-    watcher = raw_connection()
-    committed = threading.Event()
+    with mariadb_sessions(2) as (checkout, watcher):
+        checkout.autocommit(False)
+        checkout.cursor().execute("SELECT id FROM carts_cartitem WHERE user_id = %s FOR UPDATE", [buyer.pk])
+        checkout.cursor().execute("DELETE FROM carts_cartitem WHERE id = %s", [line.pk])
+        committed = threading.Event()
 
-    def commit_once_the_write_waits():
-        def write_waits():
-            cursor = watcher.cursor()
-            cursor.execute(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()",
-                [statement + "%"],
-            )
-            return cursor.fetchone()[0]
+        def commit_once_the_write_waits():
+            session_running(watcher, statement + "%", what=f"the {method} to wait for the line's lock")
+            checkout.commit()
+            committed.set()
 
-        wait_until(write_waits, timeout=20, what=f"the {method} to wait for the line's lock")
-        checkout.commit()
-        committed.set()
-
-    try:
-        results = run_concurrently(
-            lambda role: (
-                getattr(client, method)(f"/api/cart/{line.pk}/", {"nums": 5}, format="json")
-                if role == "write"
-                else commit_once_the_write_waits()
-            ),
-            ["write", "checkout"],
+        response = alongside(
+            lambda: getattr(client, method)(f"/api/cart/{line.pk}/", {"nums": 5}, format="json"),
+            commit_once_the_write_waits,
         )
-    finally:
-        checkout.rollback()
-        checkout.close()
-        watcher.close()
 
-    response = results[0]
     assert committed.is_set()
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"

@@ -3,26 +3,17 @@
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401 - read by the skipif condition
 
 from inventory.models import Stock, StockMove
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
-from tests.support import run_concurrently, wait_until
+from tests.support import alongside, mariadb_sessions, session_running
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif("connection.vendor != 'mysql'", reason="KILL of a server connection needs MariaDB/MySQL"),
 ]
-
-
-def raw_connection():
-    import MySQLdb
-
-    s = connection.settings_dict
-    return MySQLdb.connect(
-        host=s["HOST"] or "127.0.0.1", port=int(s["PORT"] or 3306), user=s["USER"], passwd=s["PASSWORD"], db=s["NAME"]
-    )
 
 
 def test_a_connection_killed_mid_checkout_is_a_clean_503_and_writes_nothing(client_for):
@@ -32,43 +23,20 @@ def test_a_connection_killed_mid_checkout_is_a_clean_503_and_writes_nothing(clie
     client = client_for(buyer)
     address = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
-    # Another session holds the stock row, so the checkout stops inside query_inv, mid-transaction.
-    holder = raw_connection()
-    holder.autocommit(False)
-    holder.cursor().execute("SELECT quantity FROM inventory_stock WHERE goods_id = %s FOR UPDATE", [goods.pk])
-    killer = raw_connection()
-    waiting = threading.Event()
+    with mariadb_sessions(2) as (holder, killer):
+        # Another session holds the stock row, so the checkout stops inside query_inv, mid-transaction.
+        holder.autocommit(False)
+        holder.cursor().execute("SELECT quantity FROM inventory_stock WHERE goods_id = %s FOR UPDATE", [goods.pk])
+        waiting = threading.Event()
 
-    def kill_the_waiting_checkout():
-        def waiting_checkout_id():
-            cursor = killer.cursor()
-            cursor.execute(
-                "SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()",
-                ["%inventory_stock%FOR UPDATE%"],
-            )
-            row = cursor.fetchone()
-            return row[0] if row else None
+        def kill_the_waiting_checkout():
+            what = "the checkout to wait for the stock lock"
+            thread_id = session_running(killer, "%inventory_stock%FOR UPDATE%", what=what)
+            killer.cursor().execute(f"KILL {int(thread_id)}")
+            waiting.set()
 
-        thread_id = wait_until(waiting_checkout_id, timeout=20, what="the checkout to wait for the stock lock")
-        killer.cursor().execute(f"KILL {int(thread_id)}")
-        waiting.set()
-        return thread_id
+        response = alongside(lambda: client.post("/api/orders/", address, format="json"), kill_the_waiting_checkout)
 
-    try:
-        results = run_concurrently(
-            lambda role: (
-                client.post("/api/orders/", address, format="json")
-                if role == "checkout"
-                else kill_the_waiting_checkout()
-            ),
-            ["checkout", "kill"],
-        )
-    finally:
-        holder.rollback()
-        holder.close()
-        killer.close()
-
-    response = results[0]
     assert waiting.is_set()
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"

@@ -1,4 +1,4 @@
-"""``place_test_orders`` prints trace links only where they open (contract v2, "Trace viewing")."""
+"""``place_test_orders`` prints trace links only where they open: Jaeger, the built-in trace view, or none."""
 
 import re
 from io import StringIO

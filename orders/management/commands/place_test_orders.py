@@ -8,9 +8,14 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
+from loadgen.http_client import HttpShop
+from loadgen.in_process import InProcessShop
+from loadgen.plan import OrderOutcome, plan_orders
+from loadgen.runner import run_orders
+from loadgen.shop import LoadSetupError
+from loadgen.summary import LoadSummary
 from mall.demo import DEMO_PASSWORD
 from mall.telemetry.links import trace_url
-from orders.loadgen import HttpShop, InProcessShop, LoadSetupError, LoadSummary, OrderOutcome, plan_orders, run_orders
 
 
 class Progress:
@@ -32,8 +37,7 @@ class Progress:
     def __call__(self, outcome: OrderOutcome) -> None:
         with self._lock:
             self.done += 1
-            key = "failed" if outcome.failure else "placed" if outcome.placed else "rejected"
-            self.counts[key] += 1
+            self.counts[outcome.result] += 1
             if self._bar is not None:
                 self._bar.set_postfix(self.counts, refresh=False)
                 self._bar.update(1)

@@ -1,4 +1,4 @@
-"""Concurrent HTTP clients: each a thread with its own session, user and token, running checkout cycles.
+"""Checkout cycles over HTTP for the bench: each client a thread with its own session, user and token.
 
 A cycle is what a customer does: put a goods in the cart (POST /api/cart/), then check out (POST
 /api/orders/). Throughput counts completed cycles per second of wall time; latency is the checkout
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import requests
 
-from bench.statements import CHECKOUT_BODY
-from bench.threads import run_together
+from loadgen.stats import percentile
+from loadgen.threads import run_together
 
 
 @dataclass(frozen=True)
@@ -34,38 +35,37 @@ class BatchResult:
     def per_second(self) -> float:
         return self.cycles / self.seconds if self.seconds else 0.0
 
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    def percentile(self, share: float) -> float:
+        """Checkout latency (seconds) at ``share``; NaN without a successful checkout."""
+        return percentile(self.latencies, share, default=float("nan"))
 
 
-def run_batch(base_url: str, buyers: list[Buyer], *, cycles: int, timeout: float = 60) -> BatchResult:
-    """``cycles`` checkout cycles shared by the buyers (one thread each), released together."""
+def run_batch(base_url: str, buyers: list[Buyer], *, cycles: int, checkout: dict, timeout: float = 60) -> BatchResult:
+    """``cycles`` checkout cycles shared by the buyers (one thread each), released together; ``checkout`` is the
+    body of each POST /api/orders/."""
     lock = threading.Lock()
     latencies: list[float] = []
-    failures: dict[str, int] = {}
+    failures: Counter[str] = Counter()
 
     def fail(what: str) -> None:
         with lock:
-            failures[what] = failures.get(what, 0) + 1
+            failures[what] += 1
 
-    def client(buyer: Buyer, ready, take) -> None:
+    def client(buyer: Buyer, ready, jobs) -> None:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {buyer.token}"
         cart = {"goods": buyer.goods_id, "nums": 1}
         mine = []
         try:
             ready()
-            while take():
+            for _ in jobs:
                 try:
                     added = session.post(f"{base_url}/api/cart/", json=cart, timeout=timeout)
                     if added.status_code != 201:
                         fail(f"cart {added.status_code}")
                         continue
                     began = time.perf_counter()
-                    placed = session.post(f"{base_url}/api/orders/", json=CHECKOUT_BODY, timeout=timeout)
+                    placed = session.post(f"{base_url}/api/orders/", json=checkout, timeout=timeout)
                     took = time.perf_counter() - began
                 except requests.RequestException as exc:
                     fail(type(exc).__name__)
@@ -79,5 +79,5 @@ def run_batch(base_url: str, buyers: list[Buyer], *, cycles: int, timeout: float
             with lock:
                 latencies.extend(mine)
 
-    seconds = run_together(buyers, cycles, client)
-    return BatchResult(cycles=len(latencies), seconds=seconds, latencies=tuple(latencies), failures=failures)
+    seconds = run_together(buyers, range(cycles), client)
+    return BatchResult(cycles=len(latencies), seconds=seconds, latencies=tuple(latencies), failures=dict(failures))
