@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from secrets import randbelow
 from urllib.parse import urlparse
 
 from bench.statements import CHECKOUT_BODY, CapturedCycle
 from bench.threads import run_together
+from mall.db import LOCK_CONFLICT_ERROR_CODES
+from orders.models import new_order_no
 
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
 
@@ -294,9 +295,6 @@ class Driver:
         self.connection.close()
 
 
-_RETRYABLE = {1205, 1213}  # as the shop: lock wait timeout, deadlock → run the transaction again
-
-
 # A traced shop stores the checkout span's ids and passes a traceparent: the floor writes values of that size.
 _TRACE_ID, _SPAN_ID = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
 _TRACEPARENT = f"00-{_TRACE_ID}-{_SPAN_ID}-03"
@@ -311,8 +309,7 @@ def run_cycle(driver: Driver, plan: list[Group], client: FloorClient, fingerprin
         token=client.token,
         user_id=client.user_id,
         goods_id=client.goods_id,
-        order_no=f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{client.user_id % 1_000_000:06d}"
-        f"{randbelow(10**6):06d}",
+        order_no=new_order_no(user_id=client.user_id, now=now),
         now=_timestamp(now),
         expires=_timestamp(now + timedelta(seconds=pay_timeout)),
         fingerprint=fingerprint,
@@ -333,7 +330,7 @@ def run_cycle(driver: Driver, plan: list[Group], client: FloorClient, fingerprin
             except Exception as exc:
                 if group.atomic:
                     driver.rollback()
-                if attempt == 2 or not (exc.args and exc.args[0] in _RETRYABLE):
+                if attempt == 2 or not (exc.args and exc.args[0] in LOCK_CONFLICT_ERROR_CODES):
                     raise
 
 

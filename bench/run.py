@@ -393,7 +393,7 @@ def measure_sweep(args, env, results, *, broker: str) -> None:
     log = Path(args.log_dir) / f"qcluster-{broker}.log"
     closed, seconds, tasks = 0, 0.0, 0
     with qcluster(env=env, log_path=log):
-        # One sweep task works within a time budget (orders.tasks.SWEEP_TIME_BUDGET): queue the next
+        # One sweep task works within a time budget (orders.timeouts.TIME_BUDGET): queue the next
         # one until every overdue order is closed; their run times in the worker add up.
         while closed < args.sweep_orders:
             task = wait_for_task(enqueue_sweep(env=env), timeout=300)
