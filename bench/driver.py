@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlparse
 
+from mall.db import LOCK_CONFLICT_ERROR_CODES
+
 
 class Driver:
     """A raw DB-API connection set up as Django sets up the shop's."""
@@ -58,8 +60,8 @@ class Driver:
 
     @staticmethod
     def retryable(exc: Exception) -> bool:
-        """As the shop: a lock wait timeout or a deadlock (MariaDB 1205, 1213) runs the transaction again."""
-        return bool(exc.args) and exc.args[0] in (1205, 1213)
+        """As the shop: a lock wait timeout or a deadlock runs the transaction again."""
+        return bool(exc.args) and exc.args[0] in LOCK_CONFLICT_ERROR_CODES
 
     def close(self) -> None:
         self.connection.close()

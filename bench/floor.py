@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from secrets import randbelow
 
 from bench.driver import Driver
 from bench.statements import CHECKOUT_BODY, CapturedCycle
 from loadgen.threads import run_together
+from orders.models import new_order_no
 
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
 _INSERT_COLUMNS = re.compile(r"^INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.IGNORECASE)
@@ -312,8 +312,7 @@ def run_cycle(driver: Driver, plan: list[Group], client: FloorClient, fingerprin
         token=client.token,
         user_id=client.user_id,
         goods_id=client.goods_id,
-        order_no=f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{client.user_id % 1_000_000:06d}"
-        f"{randbelow(10**6):06d}",
+        order_no=new_order_no(user_id=client.user_id, now=now),
         now=_timestamp(now),
         expires=_timestamp(now + timedelta(seconds=pay_timeout)),
         fingerprint=fingerprint,

@@ -12,7 +12,7 @@ import time
 from opentelemetry.trace import Status, StatusCode
 
 from loadgen.plan import OrderOutcome, OrderPlan, Shopper
-from mall.telemetry import format_trace_id, new_root_context
+from mall.telemetry import format_trace_id, names, new_root_context
 
 ROOT_SPAN_NAME = "place_test_order"
 ORDER_DETAILS = {
@@ -105,18 +105,18 @@ class Shop:
 
 def _root_attributes(shopper: Shopper, plan: OrderPlan) -> dict:
     return {
-        "user.name": shopper.username,
-        "mall.loadgen.order_index": plan.index,
-        "mall.loadgen.line_count": len(plan.lines),
-        "mall.loadgen.pay": plan.pay,
+        names.USER_NAME: shopper.username,
+        names.LOADGEN_ORDER_INDEX: plan.index,
+        names.LOADGEN_LINE_COUNT: len(plan.lines),
+        names.LOADGEN_PAY: plan.pay,
     }
 
 
 def _annotate(span, outcome: OrderOutcome, exc: BaseException | None = None) -> None:
-    span.set_attribute("mall.loadgen.outcome", outcome.result)
+    span.set_attribute(names.LOADGEN_OUTCOME, outcome.result)
     if outcome.order_id is not None:
-        span.set_attribute("mall.order.id", outcome.order_id)
-    span.set_attribute("mall.loadgen.paid", outcome.paid)
+        span.set_attribute(names.ORDER_ID, outcome.order_id)
+    span.set_attribute(names.LOADGEN_PAID, outcome.paid)
     if exc is not None:
         span.record_exception(exc)
     if outcome.failure or outcome.rejected:

@@ -2,41 +2,57 @@
 
 import functools
 import re
+from collections.abc import Collection
 
 from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection
 from django.db.models import UniqueConstraint
 from django.db.transaction import TransactionManagementError
+from opentelemetry import trace
 
-_TRANSIENT_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: InnoDB rolled the transaction back
+# MariaDB/MySQL lock wait timeout and deadlock: InnoDB rolled the transaction back, it may run again.
+LOCK_CONFLICT_ERROR_CODES = frozenset({1205, 1213})
 
 
 def is_transient_lock_error(exc: OperationalError) -> bool:
     """A deadlock or lock wait timeout (MariaDB/MySQL) or a busy SQLite: the same work may be retried."""
     code = exc.args[0] if exc.args else None
-    return code in _TRANSIENT_MYSQL_ERRORS or "database is locked" in str(exc)
+    return code in LOCK_CONFLICT_ERROR_CODES or "database is locked" in str(exc)
 
 
-def retry_on_lock_conflict(service):
-    """Run ``service`` again (up to CHECKOUT_MAX_ATTEMPTS) when it lost a deadlock or a lock wait.
+def retry_on_lock_conflict(service=None, *, unique_races: Collection[str] = ()):
+    """Run ``service`` again (LOCK_CONFLICT_ATTEMPTS in all) when it lost a deadlock or a lock wait.
 
-    Only for services that own their transaction: inside a caller's atomic block nothing is retried,
-    since the outer transaction is already rolled back.
+    Only for services that own their transaction: inside a caller's atomic block a lost lock is not
+    retried, since the caller's transaction is already rolled back. With ``unique_races`` (constraint
+    names), also when an insert lost a race for one of those unique constraints to a concurrent request:
+    that rolls back only the service's own atomic block, and the next attempt sees the winner's row.
+    Each retry is an event ``retry`` on the current span.
     """
+    if service is None:  # used as @retry_on_lock_conflict(unique_races=...)
+        return functools.partial(retry_on_lock_conflict, unique_races=unique_races)
 
     @functools.wraps(service)
     def run(*args, **kwargs):
-        for attempt in range(1, settings.CHECKOUT_MAX_ATTEMPTS + 1):
+        attempts = settings.LOCK_CONFLICT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
             try:
                 return service(*args, **kwargs)
             except OperationalError as exc:
-                if connection.in_atomic_block or not is_transient_lock_error(exc):
+                if connection.in_atomic_block or not is_transient_lock_error(exc) or attempt == attempts:
                     raise
-                if attempt == settings.CHECKOUT_MAX_ATTEMPTS:
+                _note_retry(attempt, exc)
+            except IntegrityError as exc:
+                if violated_constraint(exc) not in unique_races or attempt == attempts:
                     raise
+                _note_retry(attempt, exc)
 
     return run
+
+
+def _note_retry(attempt: int, exc: Exception) -> None:
+    trace.get_current_span().add_event("retry", {"attempt": attempt, "reason": str(exc)[:200]})
 
 
 def in_callers_transaction(step):

@@ -192,7 +192,9 @@ if not DEBUG and len(SECRET_KEY) < 50:
 ORDER_PAY_TIMEOUT = env_int("ORDER_PAY_TIMEOUT", 1800, minimum=1)
 MAX_CART_LINE_NUMS = 9_999
 MAX_CART_LINES = 100
-CHECKOUT_MAX_ATTEMPTS = 3  # deadlocks / lock timeouts are retried this many times in the service
+# Attempts of a write that lost a deadlock or a lock wait (checkout, cart, cancel, close, sweep, stock edit):
+# mall.db.retry_on_lock_conflict runs it again, up to this many times in all.
+LOCK_CONFLICT_ATTEMPTS = 3
 CHECKOUT_FAIL_STEP = os.environ.get("CHECKOUT_FAIL_STEP", "").strip() or None
 if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION", False):
     raise ImproperlyConfigured("CHECKOUT_FAIL_STEP is a demo/test switch; it is refused with DEBUG off")

@@ -6,7 +6,7 @@ class OrdersConfig(AppConfig):
     verbose_name = "Orders"
 
     def ready(self) -> None:
-        # The qcluster worker's telemetry set-up and schedule repair; the schedule's system check.
+        # The task workers' repair of the safety net's schedule, and its system check.
         from orders import schedules, signals  # noqa: F401
 
         schedules.use_64_bit_schedule_ids()

@@ -5,17 +5,20 @@ from datetime import datetime
 
 from django.db import connection
 
+from mall.db import in_callers_transaction
 from mall.telemetry.spans import current_trace_id
 from orders.models import Order, OrderEvent
 
 
+@in_callers_transaction
 def record_event(*, order: Order, kind: str, at: datetime, actor: str, staff_user=None) -> OrderEvent:
-    """The event of one change of ``order``, with the current trace; call it in the change's transaction."""
+    """The event of one change of ``order``, with the current trace, in the change's transaction."""
     return OrderEvent.objects.create(
         order=order, kind=kind, at=at, actor=actor, staff_user=staff_user, trace_id=current_trace_id()
     )
 
 
+@in_callers_transaction
 def record_closed_events(
     *, order_ids: list[int], at: datetime, actor: str, trace_ids: Mapping[int, str] | None = None
 ) -> None:

@@ -1,7 +1,17 @@
+import secrets
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 
 from goods.models import Goods
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 100  # of the Idempotency-Key header, as stored with the order
+
+
+def new_order_no(*, user_id: int, now: datetime) -> str:
+    """Time (ms) + user id + random: readable, sortable, and unique in practice (the DB enforces it)."""
+    return f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{user_id % 1_000_000:06d}{secrets.randbelow(10**6):06d}"
 
 
 class ExactCharField(models.CharField):
@@ -43,7 +53,7 @@ class Order(models.Model):
     trace_id = models.CharField(max_length=32, blank=True)
     span_id = models.CharField(max_length=16, blank=True)
     # NULL when no key was sent: NULLs do not collide in the unique (user, key) constraint.
-    idempotency_key = ExactCharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    idempotency_key = ExactCharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:

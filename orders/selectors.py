@@ -27,3 +27,8 @@ def overdue_orders(*, now: datetime, exclude: Collection[int] = ()) -> QuerySet[
 def overdue_order_ids(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[int]:
     """The ids of the first ``limit`` of ``overdue_orders``."""
     return list(overdue_orders(now=now, exclude=exclude).values_list("pk", flat=True)[:limit])
+
+
+def current_status(*, order: Order) -> str:
+    """The order's status as committed now (after a conditional update found it no longer pending)."""
+    return Order.objects.values_list("status", flat=True).get(pk=order.pk)

@@ -110,9 +110,8 @@ MUTANTS = [
     mutant(
         "retry-any-integrity-error",
         "create_order retries every IntegrityError (hides a stock CHECK violation as a 409)",
-        ("orders/services.py", """                    if violated_constraint(exc) not in RETRIED_CONSTRAINTS:
-                        raise
-""", ""),
+        ("mall/db.py", "if violated_constraint(exc) not in unique_races or attempt == attempts:",
+         "if attempt == attempts:"),
         tests=["tests/test_checkout_constraints.py"],
         databases=(SQLITE, MARIADB),
     ),

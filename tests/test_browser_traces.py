@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
 from mall.telemetry.models import TraceSpan
-from orders.services import CHECKOUT_STEPS
+from mall.telemetry.names import CHECKOUT_STEPS
 from tests.factories import fill_cart
 from tests.support import shop_env, shop_server, wait_until
 from tests.test_browser import (  # noqa: F401 (fixtures)

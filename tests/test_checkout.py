@@ -8,8 +8,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from carts.models import CartItem
 from inventory.models import Stock, StockMove
+from mall.telemetry.names import CHECKOUT_STEPS
 from orders.models import Order, OrderLine
-from orders.services import CHECKOUT_STEPS, create_order
+from orders.services import create_order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from inventory.models import Stock, StockMove
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import close_unpaid_order
+from orders.services import close_order_if_overdue
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently
 
@@ -62,7 +62,7 @@ def test_pay_cancel_and_timeout_racing_on_100_orders_end_each_in_exactly_one_sta
     def attempt(job):
         order_id, action = job
         if action == "close":
-            return close_unpaid_order(order=Order.objects.get(pk=order_id)) == "closed"
+            return close_order_if_overdue(order=Order.objects.get(pk=order_id)) == "closed"
         return client_for(buyer).post(f"/api/orders/{order_id}/{action}/").status_code == 200
 
     jobs = [(order_id, action) for order_id in order_ids for action in ("pay", "cancel", "close", "pay", "cancel")]

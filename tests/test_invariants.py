@@ -11,7 +11,7 @@ from inventory.models import Stock, StockMove
 from inventory.services import set_stock_quantity
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, close_unpaid_order, create_order, pay_order
+from orders.services import cancel_order, close_order_if_overdue, create_order, pay_order
 from tests.factories import fill_cart
 from tests.support import REPO, shop_env
 
@@ -38,7 +38,7 @@ def shop_in_every_state(goods_in_stock, place_order):
         "cancelled": cancel_order(order=place_order((pen, 4), (ink, 2))),
     }
     closing = place_order((ink, 5))
-    assert close_unpaid_order(order=closing, now=closing.expires_at) == "closed"
+    assert close_order_if_overdue(order=closing, now=closing.expires_at) == "closed"
     orders["closed"] = closing
     set_stock_quantity(goods_id=ink.pk, quantity=30)
     return pen, ink, orders

@@ -16,7 +16,7 @@ from django.utils import timezone
 from inventory.models import Stock, StockMove
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import close_unpaid_order, create_order
+from orders.services import close_order_if_overdue, create_order
 from tests.admin_pages import read_form
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently
@@ -54,7 +54,7 @@ def test_admin_goods_saves_racing_cancels_and_closes_never_deadlock(client_for, 
     def act(step):
         kind, index = step
         if kind == "close":
-            return close_unpaid_order(order=overdue[index])
+            return close_order_if_overdue(order=overdue[index])
         if kind == "cancel":
             order = orders[2 * index + 1]
             return client_for(order.user).post(f"/api/orders/{order.pk}/cancel/").status_code

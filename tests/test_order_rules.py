@@ -11,7 +11,7 @@ import pytest
 from inventory.models import Stock, StockMove
 from orders.errors import IdempotencyKeyReused
 from orders.models import Order
-from orders.services import close_unpaid_order, create_order
+from orders.services import close_order_if_overdue, create_order
 from tests.factories import fill_cart
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +30,14 @@ def test_the_close_refuses_an_order_a_moment_before_its_deadline_and_takes_it_at
     fill_cart(user, (goods, 4))
     order = create_order(user=user, **BODY).order
 
-    early = close_unpaid_order(order=order, now=order.expires_at - timedelta(milliseconds=1))
+    early = close_order_if_overdue(order=order, now=order.expires_at - timedelta(milliseconds=1))
 
     assert early == "skipped_not_due"
     assert Order.objects.get(pk=order.pk).status == Order.Status.PENDING
     assert Stock.objects.get(goods=goods).quantity == 6
     assert not StockMove.objects.filter(order_no=order.order_no, kind="return").exists()
 
-    assert close_unpaid_order(order=order, now=order.expires_at) == "closed"
+    assert close_order_if_overdue(order=order, now=order.expires_at) == "closed"
     assert Stock.objects.get(goods=goods).quantity == 10
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mall.telemetry import DropOrphanDbSpans
-from orders.services import CHECKOUT_STEPS
+from mall.telemetry.names import CHECKOUT_STEPS
 from tests.factories import fill_cart
 from tests.test_propagation import CALLER_TRACE_ID, traceparent
 

@@ -9,6 +9,7 @@ only when an OTLP endpoint is configured, so a shop without a collector logs no 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -141,9 +142,7 @@ def build_resource(default_service_name: str = DEFAULT_SERVICE_NAME) -> Resource
     return resource
 
 
-def configure_telemetry(
-    *, instrument_django: bool = True, metric_readers: list | None = None, trace_store: bool | None = None
-) -> None:
+def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool | None = None) -> None:
     """Install the tracer and meter providers and the Django/DB instrumentation, once per process.
 
     With ``trace_store`` (default: ``settings.MALL_TRACE_STORE``) finished spans are also kept in the
@@ -183,10 +182,9 @@ def configure_telemetry(
     )
 
     set_global_response_propagator(TraceResponsePropagator())
-    if instrument_django:
-        from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
 
-        DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled())
+    DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled())
     _instrument_database()
     if _parent_decides(sampler):
         from mall.telemetry.diet import skip_unrecorded_children
@@ -318,3 +316,19 @@ def flush_telemetry_at_process_exit(timeout_millis: int = 5000) -> None:
     from multiprocessing.util import Finalize
 
     Finalize(None, flush_telemetry, kwargs={"timeout_millis": timeout_millis}, exitpriority=10)
+
+
+def flushes_telemetry(task):
+    """Flush telemetry (bounded, ``flush_telemetry``) when ``task`` returns or raises.
+
+    For django-q2 tasks: its workers end with ``os._exit``, so nothing is flushed when they exit.
+    """
+
+    @functools.wraps(task)
+    def run(*args, **kwargs):
+        try:
+            return task(*args, **kwargs)
+        finally:
+            flush_telemetry()
+
+    return run

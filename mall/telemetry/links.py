@@ -10,13 +10,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from mall.telemetry.names import CREATE_ORDER, LINK_KIND, ORDER_NO
 
 
-def traceparent_of(span: trace.Span) -> str:
-    """W3C ``traceparent`` of ``span`` (the timeout task links its close to the create_order span)."""
-    carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span))
-    return carrier.get("traceparent", "")
-
-
 def span_context_from_traceparent(traceparent: str) -> SpanContext | None:
     """The span a ``traceparent`` names, or None if it is empty or invalid."""
     if not traceparent:
@@ -42,9 +35,14 @@ def stored_span_context(trace_id: str, span_id: str) -> SpanContext | None:
         return None
 
 
-def checkout_link(context: SpanContext) -> Link:
-    """A link from a later span of an order (its close) to the create_order span that placed it."""
-    return Link(context, {LINK_KIND: CREATE_ORDER})
+def checkout_links(*, trace_id: str, span_id: str, traceparent: str = "") -> list[Link]:
+    """The link from a later span of an order (its close) to the create_order span that placed it.
+
+    That span is the one a task's ``traceparent`` names (per-order schedules stored before the deadline
+    buckets carry one), else the one whose hex ids the order stores; no link if the checkout was not traced.
+    """
+    checkout = span_context_from_traceparent(traceparent) or stored_span_context(trace_id, span_id)
+    return [Link(checkout, {LINK_KIND: CREATE_ORDER})] if checkout is not None else []
 
 
 # --- where a trace opens: Jaeger when JAEGER_UI_URL is set, else the built-in view when the store is on

@@ -1,4 +1,4 @@
-"""The shop's tracing vocabulary, defined once: span names and attribute keys (see the API contract).
+"""The shop's tracing vocabulary, defined once: span names and attribute keys (docs/api.md lists them).
 
 Order lifecycle event kinds and actors are the choices of ``orders.models.OrderEvent``.
 """
@@ -35,3 +35,11 @@ SWEEP_CLOSED = "mall.sweep.closed"
 TIMEOUT_CLOSED = "mall.timeout.closed"  # orders a deadline bucket's task closed
 TIMEOUT_TASK_TRACE_ID = "mall.timeout.task_trace_id"  # on a close: the close_due_orders trace that made it
 LINK_KIND = "mall.link"  # on a span link: what the linked span is (e.g. create_order)
+
+# --- attribute keys of the load generator's client spans (loadgen, place_test_orders)
+USER_NAME = "user.name"
+LOADGEN_OUTCOME = "mall.loadgen.outcome"  # placed | rejected | failed
+LOADGEN_PAID = "mall.loadgen.paid"
+LOADGEN_PAY = "mall.loadgen.pay"  # whether the plan pays the order
+LOADGEN_ORDER_INDEX = "mall.loadgen.order_index"
+LOADGEN_LINE_COUNT = "mall.loadgen.line_count"
