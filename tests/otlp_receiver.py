@@ -1,32 +1,24 @@
 """An in-process OTLP receiver for tests: what the shop really puts on the wire, decoded.
 
-It speaks both OTLP transports the shop can be configured with:
-
-- OTLP/gRPC: ``TraceService`` and ``MetricsService`` (opentelemetry-proto's generated stubs, grpcio);
-- OTLP/HTTP: ``POST /v1/traces`` and ``POST /v1/metrics`` with binary protobuf bodies (plain or gzip).
-
-Requests are decoded with opentelemetry-proto into simple records (:class:`ReceivedSpan`,
-:class:`ReceivedMetric`). Both listen on free ports of 127.0.0.1. ``stall()`` makes the receiver
-hold every export request until ``resume()`` (a slow collector); ``stop()`` releases them.
+It listens on both OTLP transports the shop can be configured with (gRPC and HTTP/protobuf, free ports of
+127.0.0.1; ``bench.otlp_sink.OtlpServer``) and decodes each export request with opentelemetry-proto into
+simple records (:class:`ReceivedSpan`, :class:`ReceivedMetric`). ``stall()`` makes the receiver hold every
+export request until ``resume()`` (a slow collector); ``stop()`` releases them.
 """
 
 from __future__ import annotations
 
-import gzip
 import threading
-import zlib
-from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from bench.otlp_sink import OtlpServer
 
 _STALL_LIMIT = 60.0  # seconds a stalled export is held at most, so a forgotten resume() cannot hang a test
 
@@ -160,18 +152,15 @@ def decode_metrics(request: metrics_service_pb2.ExportMetricsServiceRequest, *, 
     return received
 
 
-@dataclass
-class OtlpReceiver:
+class OtlpReceiver(OtlpServer):
     """Collects what OTLP exporters send; ``grpc_endpoint`` / ``http_endpoint`` to point them at."""
 
-    _spans: list[ReceivedSpan] = field(default_factory=list)
-    _metrics: list[ReceivedMetric] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _flowing: threading.Event = field(default_factory=threading.Event)
-    grpc_endpoint: str = ""
-    http_endpoint: str = ""
-    _grpc_server: grpc.Server | None = None
-    _http_server: ThreadingHTTPServer | None = None
+    def __init__(self) -> None:
+        super().__init__(on_traces=self._traces, on_metrics=self._metrics_in, grpc_workers=8)
+        self._spans: list[ReceivedSpan] = []
+        self._metrics: list[ReceivedMetric] = []
+        self._lock = threading.Lock()
+        self._flowing = threading.Event()
 
     # --- what was received
     @property
@@ -213,7 +202,13 @@ class OtlpReceiver:
     def resume(self) -> None:
         self._flowing.set()
 
-    # --- the two transports
+    # --- what arrives
+    def _traces(self, request, transport: str) -> None:
+        self._accept(spans=decode_spans(request, transport=transport))
+
+    def _metrics_in(self, request, transport: str) -> None:
+        self._accept(metrics=decode_metrics(request, transport=transport))
+
     def _accept(self, spans=(), metrics=()) -> None:
         self._flowing.wait(_STALL_LIMIT)
         with self._lock:
@@ -222,86 +217,11 @@ class OtlpReceiver:
 
     def start(self) -> OtlpReceiver:
         self._flowing.set()
-        self._grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._grpc_server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), self._grpc_server)
-        grpc_port = self._grpc_server.add_insecure_port("127.0.0.1:0")
-        self._grpc_server.start()
-        self.grpc_endpoint = f"http://127.0.0.1:{grpc_port}"
-
-        self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self))
-        self._http_server.daemon_threads = True
-        threading.Thread(target=self._http_server.serve_forever, name="otlp-http", daemon=True).start()
-        self.http_endpoint = f"http://127.0.0.1:{self._http_server.server_address[1]}"
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        self._flowing.set()
-        if self._grpc_server is not None:
-            self._grpc_server.stop(grace=None)
-        if self._http_server is not None:
-            self._http_server.shutdown()
-            self._http_server.server_close()
-
-    def endpoint_for(self, protocol: str) -> str:
-        """The endpoint for ``OTEL_EXPORTER_OTLP_PROTOCOL`` = ``grpc`` or ``http/protobuf``."""
-        return self.grpc_endpoint if protocol == "grpc" else self.http_endpoint
-
-
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, receiver: OtlpReceiver):
-        self.receiver = receiver
-
-    def Export(self, request, context):  # noqa: N802 (gRPC method name)
-        self.receiver._accept(spans=decode_spans(request, transport="grpc"))
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, receiver: OtlpReceiver):
-        self.receiver = receiver
-
-    def Export(self, request, context):  # noqa: N802 (gRPC method name)
-        self.receiver._accept(metrics=decode_metrics(request, transport="grpc"))
-        return metrics_service_pb2.ExportMetricsServiceResponse()
-
-
-def _http_handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
-    class OtlpHttpHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like a real collector
-
-        def do_POST(self):  # noqa: N802 (http.server method name)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            encoding = (self.headers.get("Content-Encoding") or "").lower()
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-            if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/x-protobuf":
-                return self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"")
-            if self.path == "/v1/traces":
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                receiver._accept(spans=decode_spans(request, transport="http"))
-                response = trace_service_pb2.ExportTraceServiceResponse()
-            elif self.path == "/v1/metrics":
-                request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
-                receiver._accept(metrics=decode_metrics(request, transport="http"))
-                response = metrics_service_pb2.ExportMetricsServiceResponse()
-            else:
-                return self._reply(HTTPStatus.NOT_FOUND, b"")
-            self._reply(HTTPStatus.OK, response.SerializeToString())
-
-        def _reply(self, status: HTTPStatus, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format, *args):  # noqa: A002 (http.server signature)
-            pass  # quiet: pytest shows failures, not every export
-
-    return OtlpHttpHandler
+        self._flowing.set()  # a stalled export is answered: the exporter does not hang on a stopped receiver
+        super().stop()
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Order ↔ trace in the admin: links lead where the trace opens (contract v2, "Trace viewing").
+"""Order ↔ trace in the admin: links lead where the trace opens (docs/api.md, "Traces").
 
 JAEGER_UI_URL set: Jaeger. Unset with the trace store on: the built-in view /admin/traces/<id>/.
 Unset with the store off: no link at all (a link to nowhere is worse than none).

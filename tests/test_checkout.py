@@ -77,8 +77,8 @@ def test_checkout_trace_has_one_span_per_step_under_create_order(api, user, good
     assert create.parent.span_id == server.context.span_id
     steps = [s for s in finished if s.name in CHECKOUT_STEPS]
     assert all(s.parent.span_id == create.context.span_id for s in steps)
-    # Each step once, the contract's order except query_inv, which runs after the other writes (the contract
-    # allows it: shorter stock locks); schedule_timeout, after any lock wait, is still last.
+    # Each step once, in the order they run: query_inv after the other writes (shorter stock row locks), then
+    # schedule_timeout, after any lock wait (no schedule row left uncommitted while a checkout waits).
     run_order = ["select_shopcart", "query_goods", "save_order", "save_order_goods", "delete_shopcart"]
     assert [s.name for s in sorted(steps, key=lambda s: s.start_time)] == [*run_order, "query_inv", "schedule_timeout"]
     step_ids = {s.context.span_id for s in steps}
@@ -111,7 +111,7 @@ def test_empty_cart_is_refused_and_traced_as_a_refusal_not_an_error(api, user, g
     assert response.json()["code"] == "cart_empty"
     assert shop_state() == before
     finished = spans.get_finished_spans()
-    for name in ("select_shopcart", "create_order"):  # contract v2: a refusal (4xx) is not a span error
+    for name in ("select_shopcart", "create_order"):  # a refusal (4xx) is not a span error
         span = by_name(finished, name)
         assert span.status.status_code is StatusCode.UNSET
         assert span.attributes["mall.refusal.code"] == "cart_empty"

@@ -1,4 +1,4 @@
-"""Every change of an order is an event with its actor and its trace (contract v2, "Order lifecycle").
+"""Every change of an order is an event with its actor and its trace (docs/api.md, "GET /api/orders/{id}/").
 
 Each path — checkout, pay, customer cancel, admin cancel, timeout close, sweep close — is run through
 the real entry point (API, admin action, the django-q2 task functions) with this process's spans

@@ -1,4 +1,4 @@
-"""The built-in trace store and its staff views (contract v2, "Trace viewing").
+"""The built-in trace store and its staff views (docs/api.md, "Traces").
 
 The store's processor is the real one (a batching processor writing from its own thread); it is
 attached to this process's tracer provider for the length of a test (tests/span_forwarding.py).
