@@ -13,6 +13,8 @@ from rest_framework.test import APIClient
 
 from tests.factories import GoodsFactory, UserFactory
 
+pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture, registered before any test module imports it
+
 _span_exporter = InMemorySpanExporter()
 _metric_reader = InMemoryMetricReader()
 

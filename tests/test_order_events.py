@@ -21,8 +21,6 @@ from tests.factories import TEST_PASSWORD, fill_cart
 from tests.span_forwarding import otlp_to, spans_also_to
 from tests.support import wait_until
 
-pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture
-
 pytestmark = pytest.mark.django_db
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -19,8 +19,6 @@ from tests.test_wire import (  # noqa: F401 (shopper: fixture)
     wait_for,
 )
 
-pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture
-
 PAY_TIMEOUT = "6"  # seconds: the paid and cancelled orders are ended well before; the third times out
 CLOSE_WAIT = 120  # the scheduler's first pass is ~30 s after the cluster starts
 

@@ -12,8 +12,6 @@ from mall.telemetry.links import trace_url
 from orders.models import Order, OrderLine
 from tests.support import free_port, read_log, shop_env, shop_server, wait_until
 
-pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture
-
 PASSWORD = "loadgen-test-password"
 CHECKOUT_SERVER_SPAN = "POST api/orders/"
 

@@ -23,8 +23,6 @@ from orders.models import Order
 from tests.factories import UserFactory, fill_cart
 from tests.support import free_port, qcluster, read_log, shop_env, shop_server, wait_until
 
-pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture
-
 PROTOCOLS = ["grpc", "http/protobuf"]
 CHECKOUT_SERVER_SPAN = "POST api/orders/"
 # The timeout close runs at the first django-q2 scheduler pass after the deadline: ~30 s after start.

@@ -16,8 +16,6 @@ from orders.services import create_order
 from tests.factories import UserFactory, fill_cart
 from tests.support import free_port, qcluster, read_log, shop_env, wait_until
 
-pytest_plugins = ["tests.otlp_receiver"]
-
 CLOSE_TASK = "orders.tasks.close_unpaid_order"
 ORDERS_PER_RUN = 4
 ALLOWED_EXTRA = 1.5  # seconds a task may take longer while the collector is away
