@@ -14,7 +14,6 @@ import requests
 from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
-from mall.telemetry.models import TraceSpan
 from mall.telemetry.names import CHECKOUT_STEPS
 from tests.factories import fill_cart
 from tests.support import shop_env, shop_server, wait_until
@@ -25,6 +24,7 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     production_password_hashing,
     screenshot,
 )
+from traces.models import TraceSpan
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -19,14 +19,14 @@ from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from mall.telemetry.models import TraceSpan
 from mall.telemetry.names import CHECKOUT_STEPS
-from mall.telemetry.store import TraceStoreExporter, trace_store_processor
 from orders.models import Order
 from orders.tasks import close_unpaid_order
 from tests.factories import TEST_PASSWORD, fill_cart
 from tests.span_forwarding import spans_also_to
 from tests.support import REPO, wait_until
+from traces.models import TraceSpan
+from traces.store import TraceStoreExporter, trace_store_processor
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the store writes through its own thread's connection
 tracer = trace.get_tracer("tests.trace_store")
@@ -67,7 +67,7 @@ def test_a_checkout_is_stored_as_a_tree_written_off_the_request_path(store, api,
     with CaptureQueriesContext(connection) as queries:
         order = checkout(api, user, goods_in_stock, address)
 
-    assert not [q for q in queries.captured_queries if "telemetry_tracespan" in q["sql"]]  # not by the request
+    assert not [q for q in queries.captured_queries if "traces_tracespan" in q["sql"]]  # not by the request
     spans = stored(order["trace_id"], "POST api/orders/", "create_order", *CHECKOUT_STEPS)
     server, create = spans["POST api/orders/"], spans["create_order"]
     assert (server.kind, server.entry, server.parent_span_id) == ("SERVER", True, "")
@@ -93,7 +93,7 @@ def test_the_store_does_not_trace_its_own_writes(spans):
     statements = [
         s.attributes.get("db.statement", "")
         for s in spans.get_finished_spans()
-        if s.kind is SpanKind.CLIENT and "telemetry_tracespan" in s.attributes.get("db.statement", "")
+        if s.kind is SpanKind.CLIENT and "traces_tracespan" in s.attributes.get("db.statement", "")
     ]
     assert len(statements) == 1 and statements[0].startswith("UPDATE")  # only the control
     assert TraceSpan.objects.filter(name="finished").count() == 1  # and the export did write
@@ -207,8 +207,8 @@ def test_the_store_is_on_by_default_only_when_no_collector_is_configured():
 
 def test_the_admin_index_leads_to_the_recent_traces(staff_client):
     index = staff_client.get("/admin/", secure=True).content.decode()
-    assert 'href="/admin/telemetry/tracespan/"' in index
+    assert 'href="/admin/traces/tracespan/"' in index
 
-    response = staff_client.get("/admin/telemetry/tracespan/", secure=True)
+    response = staff_client.get("/admin/traces/tracespan/", secure=True)
 
     assert response.status_code == 302 and response["Location"] == "/admin/traces/"

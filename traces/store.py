@@ -5,7 +5,7 @@ never waits for the store: the thread writes each batch in one short transaction
 connection (Django's connections are per thread: never inside a checkout's transaction), with
 instrumentation suppressed so the store does not trace its own writes. The store keeps itself
 bounded: at most once a minute it deletes spans older than the retention and the oldest beyond the
-maximum count. Read by the staff trace view (``mall.telemetry.views``).
+maximum count. Read by the staff trace view (``traces.views``).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def span_row(span: ReadableSpan) -> tuple:
 
 
 def _insert_statement(connection) -> str:
-    from mall.telemetry.models import TraceSpan
+    from traces.models import TraceSpan
 
     meta, quote = TraceSpan._meta, connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name in COLUMNS)
@@ -127,7 +127,7 @@ class TraceStoreExporter(SpanExporter):
         from django.db import transaction
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        from mall.telemetry.models import TraceSpan
+        from traces.models import TraceSpan
 
         self._next_prune = time.monotonic() + self.prune_interval
         with suppress_instrumentation(), transaction.atomic():

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.shortcuts import redirect
 
-from mall.telemetry.models import TraceSpan
+from traces.models import TraceSpan
 
 
 @admin.register(TraceSpan)

@@ -2,7 +2,7 @@ from django.db import models
 
 
 class TraceSpan(models.Model):
-    """A finished span kept by the built-in trace store (bounded: see ``mall.telemetry.store``)."""
+    """A finished span kept by the built-in trace store (bounded: see ``traces.store``)."""
 
     trace_id = models.CharField(max_length=32)
     span_id = models.CharField(max_length=16)

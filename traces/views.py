@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 
-from mall.telemetry.models import TraceSpan
+from traces.models import TraceSpan
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 RECENT_TRACES = 100
@@ -16,7 +16,7 @@ MAX_SPANS_SHOWN = 2000
 
 
 def _check_permission(request) -> None:
-    if not request.user.has_perm("telemetry.view_tracespan"):
+    if not request.user.has_perm("traces.view_tracespan"):
         raise PermissionDenied
 
 
@@ -56,7 +56,7 @@ def trace_list(request):
         "rows": rows,
         "limit": RECENT_TRACES,
     }
-    return TemplateResponse(request, "telemetry/trace_list.html", context)
+    return TemplateResponse(request, "traces/trace_list.html", context)
 
 
 def _tree(spans: list[TraceSpan]) -> list[tuple[int, TraceSpan]]:
@@ -99,7 +99,7 @@ def trace_detail(request, trace_id: str):
         "spans": [],
     }
     if not spans:
-        return TemplateResponse(request, "telemetry/trace_detail.html", context, status=404)
+        return TemplateResponse(request, "traces/trace_detail.html", context, status=404)
     begin = min(span.start_ns for span in spans)
     total = max(max(span.start_ns + span.duration_ns for span in spans) - begin, 1)
     context.update(
@@ -124,4 +124,4 @@ def trace_detail(request, trace_id: str):
             for depth, span in _tree(spans)
         ],
     )
-    return TemplateResponse(request, "telemetry/trace_detail.html", context)
+    return TemplateResponse(request, "traces/trace_detail.html", context)
