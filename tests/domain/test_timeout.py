@@ -1,7 +1,7 @@
 """Payment timeout: the checkout schedules it, the django-q2 task closes an unpaid order once, traced.
 
 The task functions run here in-process, called with the arguments django-q2 stored in the
-schedule row (as the worker would); tests/test_timeout_e2e.py runs them in a real qcluster.
+schedule row (as the worker would); tests/e2e/test_timeout_e2e.py runs them in a real qcluster.
 """
 
 import threading
@@ -78,8 +78,8 @@ def timeout_schedules() -> list[Schedule]:
 
 
 def run_timeout(order: Order) -> str:
-    """Run the per-order timeout task, as a schedule stored before deadline buckets does (tests/test_timeout_scale.py
-    runs the bucket's task)."""
+    """Run the per-order timeout task, as a schedule stored before deadline buckets does
+    (tests/concurrency/test_timeout_scale.py runs the bucket's task)."""
     return close_unpaid_order(order.pk, "")
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from orders.metrics import CHECKOUT_OUTCOMES
+from tests.domain.test_metrics import measure  # noqa: F401 (fixture)
 from tests.factories import fill_cart
-from tests.test_metrics import measure  # noqa: F401 (fixture)
 
 
 @pytest.mark.django_db

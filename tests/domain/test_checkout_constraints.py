@@ -11,9 +11,7 @@ from inventory.models import Stock, StockMove
 from mall.db import violated_constraint
 from orders.models import Order
 from orders.services import RETRIED_CONSTRAINTS, create_order
-from tests.factories import fill_cart
-
-ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
+from tests.factories import ADDRESS, fill_cart
 
 
 def integrity_error_of(write) -> IntegrityError:

@@ -11,12 +11,11 @@ from carts.models import CartItem
 from inventory.models import Stock, StockMove
 from orders.invariants import check_invariants
 from orders.models import Order
-from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 ROUNDS = 4
 
 

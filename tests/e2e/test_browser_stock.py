@@ -1,6 +1,6 @@
 """A real browser (Chromium) on a real gunicorn: staff edit the stock list while a sale happens, and save goods.
 
-Same set-up as tests/test_browser.py (production settings over plain HTTP). Screenshots go to
+Same set-up as tests/e2e/test_browser.py (production settings over plain HTTP). Screenshots go to
 artifacts/browser/.
 """
 
@@ -13,8 +13,7 @@ from goods.models import Goods
 from inventory.models import Stock, StockMove
 from orders.invariants import check_invariants
 from orders.services import create_order
-from tests.factories import fill_cart
-from tests.test_browser import (  # noqa: F401 - fixtures
+from tests.e2e.test_browser import (  # noqa: F401 - fixtures
     browser,
     log_into_admin,
     page,
@@ -22,6 +21,7 @@ from tests.test_browser import (  # noqa: F401 - fixtures
     screenshot,
     shop_url,
 )
+from tests.factories import fill_cart
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -9,8 +9,7 @@ import pytest
 import requests
 
 from orders.models import Order, OrderEvent
-from tests.support import qcluster, shop_server
-from tests.test_wire import (  # noqa: F401 (shopper: fixture)
+from tests.api.test_wire import (  # noqa: F401 (shopper: fixture)
     checkout,
     exporting_env,
     postpone_the_safety_net,
@@ -18,6 +17,7 @@ from tests.test_wire import (  # noqa: F401 (shopper: fixture)
     shopper,
     wait_for,
 )
+from tests.support import qcluster, shop_server
 
 PAY_TIMEOUT = "6"  # seconds: the paid and cancelled orders are ended well before; the third times out
 CLOSE_WAIT = 120  # the scheduler's first pass is ~30 s after the cluster starts

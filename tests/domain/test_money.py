@@ -15,10 +15,8 @@ from rest_framework.test import APIClient
 
 from orders.models import Order
 from orders.services import create_order
-from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import rolled_back
-
-ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
 # Shop-like prices (cents matter most: 0.10, 3.35, 19.99) and units; at most 8 lines.
 lines_of_a_cart = st.lists(

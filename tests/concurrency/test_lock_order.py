@@ -18,12 +18,10 @@ from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import close_order_if_overdue, create_order
 from tests.admin_pages import read_form
-from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
 
 @pytest.fixture(autouse=True)

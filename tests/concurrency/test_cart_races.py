@@ -8,12 +8,11 @@ from django.db import connection  # noqa: F401 - read by the skipif condition
 from carts.models import CartItem
 from orders.invariants import check_invariants
 from orders.models import Order
-from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import alongside, mariadb_sessions, run_concurrently, session_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 on_mariadb_only = pytest.mark.skipif(
     "connection.vendor != 'mysql'", reason="waits on a row lock held by another session (SQLite locks the file)"
 )

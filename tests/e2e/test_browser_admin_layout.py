@@ -7,10 +7,10 @@ from playwright.sync_api import Page, expect
 
 from inventory.models import StockMove
 from orders.services import create_order, pay_order
-from tests import test_browser as browser_setup
+from tests.e2e import test_browser as browser_setup
 from tests.factories import fill_cart
 
-# The Chromium and gunicorn set-up of tests/test_browser.py (fixtures, shared by name).
+# The Chromium and gunicorn set-up of tests/e2e/test_browser.py (fixtures, shared by name).
 browser = browser_setup.browser
 page = browser_setup.page
 shop_url = browser_setup.shop_url

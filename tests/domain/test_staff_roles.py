@@ -10,8 +10,8 @@ from django.test import Client
 from inventory.models import Stock
 from orders.models import Order
 from orders.services import create_order
+from tests.domain.test_stock_edits import staff_with
 from tests.factories import UserFactory, fill_cart
-from tests.test_stock_edits import staff_with
 
 
 @pytest.fixture

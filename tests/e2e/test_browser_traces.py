@@ -15,15 +15,15 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
 from mall.telemetry.names import CHECKOUT_STEPS
-from tests.factories import fill_cart
-from tests.support import shop_env, shop_server, wait_until
-from tests.test_browser import (  # noqa: F401 (fixtures)
+from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
     browser,
     log_into_admin,
     page,
     production_password_hashing,
     screenshot,
 )
+from tests.factories import fill_cart
+from tests.support import shop_env, shop_server, wait_until
 from traces.models import TraceSpan
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -23,9 +23,7 @@ from mall.errors import DomainError
 from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import create_order
-from tests.factories import GoodsFactory, UserFactory
-
-ADDRESS = {"address": "1 Market Street, Springfield", "signer_name": "Ada Lovelace", "signer_mobile": "+15550100"}
+from tests.factories import ADDRESS, GoodsFactory, UserFactory
 
 
 def _largest(field) -> Decimal:

@@ -4,8 +4,8 @@ import pytest
 
 from mall.telemetry import DropOrphanDbSpans
 from mall.telemetry.names import CHECKOUT_STEPS
+from tests.domain.test_propagation import CALLER_TRACE_ID, traceparent
 from tests.factories import fill_cart
-from tests.test_propagation import CALLER_TRACE_ID, traceparent
 
 
 @pytest.fixture

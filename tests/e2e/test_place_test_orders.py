@@ -69,7 +69,7 @@ def test_in_process_orders_placed_are_the_summarys_count():
     assert summary["orders_per_s"] > 0
     samples = summary["sample_traces"]
     assert len(samples) == 5
-    assert all(s["url"] == trace_url(s["trace_id"]) for s in samples)  # tests/test_place_test_orders_links.py
+    assert all(s["url"] == trace_url(s["trace_id"]) for s in samples)  # tests/e2e/test_place_test_orders_links.py
     assert {s["trace_id"] for s in samples} <= set(Order.objects.values_list("trace_id", flat=True))
 
 

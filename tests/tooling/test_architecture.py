@@ -10,7 +10,7 @@ from django.db.transaction import TransactionManagementError
 from mall.api.exceptions import STATUS_BY_CODE
 from mall.errors import DomainError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Who may import whom: orders → carts, inventory, goods; carts → goods; inventory → goods; goods → none.
 ALLOWED_IMPORTS = {

@@ -22,12 +22,11 @@ from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import cancel_order, create_order, pay_order
 from orders.timeouts import BUCKET_SECONDS, CLOSE_DUE_TASK, bucket_end, close_due_orders, schedule_name
-from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently, wait_until
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"
 NEXT_RUN_INDEX = "mall_schedule_next_run"  # migration orders/0005
-ADDRESS = {"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"}
 
 
 def schedule_indexes() -> dict[str, dict]:
