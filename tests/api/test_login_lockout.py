@@ -101,12 +101,12 @@ def test_the_limits_are_settings_from_the_environment(db):
 def test_an_invalid_limit_is_refused_naming_the_variable(monkeypatch, value):
     from django.core.exceptions import ImproperlyConfigured
 
-    from mall.settings import env_positive_int
+    from mall.env import env_int
 
     monkeypatch.setenv("MALL_LOGIN_COOLOFF_SECONDS", value)
 
     with pytest.raises(ImproperlyConfigured, match="MALL_LOGIN_COOLOFF_SECONDS"):
-        env_positive_int("MALL_LOGIN_COOLOFF_SECONDS", 900)
+        env_int("MALL_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
 
 
 def test_a_lower_limit_locks_sooner(victim, settings):

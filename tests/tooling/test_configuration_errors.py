@@ -21,6 +21,15 @@ MISCONFIGURATIONS = {
     ),
     "pay timeout with a unit": ({"ORDER_PAY_TIMEOUT": "30s"}, "ORDER_PAY_TIMEOUT"),
     "pay timeout of zero": ({"ORDER_PAY_TIMEOUT": "0"}, "ORDER_PAY_TIMEOUT"),
+    "debug switch that is neither on nor off": ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+    "trace store bound that is not a number": ({"MALL_TRACE_STORE_MAX_SPANS": "lots"}, "MALL_TRACE_STORE_MAX_SPANS"),
+    "unknown log level": ({"MALL_LOG_LEVEL": "loud"}, "MALL_LOG_LEVEL"),
+}
+# Read by gunicorn.conf.py only.
+GUNICORN_MISCONFIGURATIONS = {
+    "workers with a unit": ({"GUNICORN_WORKERS": "2x"}, "GUNICORN_WORKERS"),
+    "no threads": ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS"),
+    "negative timeout": ({"GUNICORN_TIMEOUT": "-1"}, "GUNICORN_TIMEOUT"),
 }
 
 ENTRY_POINTS = {
@@ -48,6 +57,17 @@ def test_a_misconfiguration_is_one_line_naming_the_variable_and_a_failure(case, 
     assert output.startswith("mall: configuration error: "), output
     assert variable in output
     assert "Traceback" not in output and "KeyError" not in output
+
+
+@pytest.mark.parametrize("case", GUNICORN_MISCONFIGURATIONS)
+def test_a_gunicorn_misconfiguration_is_one_line_naming_the_variable(case):
+    overrides, variable = GUNICORN_MISCONFIGURATIONS[case]
+    args = [arg.format(port=free_port()) for arg in ENTRY_POINTS["gunicorn"]]
+    result = subprocess.run(args, cwd=REPO, env=clean_env(**overrides), capture_output=True, text=True, timeout=60)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode != 0, output
+    assert output.splitlines() == [output], output
+    assert output.startswith(f"mall: configuration error: {variable} must be a whole number >= "), output
 
 
 def test_a_good_configuration_starts():
