@@ -96,3 +96,26 @@ def test_steps_of_a_callers_transaction_refuse_to_run_on_their_own():
     for step in steps:
         with pytest.raises(TransactionManagementError, match="caller's transaction"):
             step()
+
+
+# The lab's one door into manage.py: the command that places test orders drives the load generator.
+PERF_DOOR = {"mall/management/commands/place_test_orders.py": "perf.loadgen"}
+
+
+def test_no_product_module_imports_the_perf_package():
+    importers: dict[str, set[str]] = {}
+    for app in ("goods", "inventory", "carts", "orders", "mall"):
+        for path in sorted((REPO / app).rglob("*.py")):
+            relative = str(path.relative_to(REPO))
+            for node in ast.walk(ast.parse(path.read_text(), filename=relative)):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                else:
+                    continue
+                for module in modules:
+                    door = PERF_DOOR.get(relative)
+                    if module.split(".")[0] == "perf" and not (door and (module + ".").startswith(door + ".")):
+                        importers.setdefault(relative, set()).add(module)
+    assert importers == {}

@@ -1,9 +1,9 @@
-"""bench/run.py --plot draws its pictures headless from the run's results (the figures here are made up)."""
+"""perf/bench/run.py --plot draws its pictures headless from the run's results (the figures here are made up)."""
 
-from bench.plots import CLOSE_LAG_PNG, CURVE_PNG, STATEMENTS_PNG, draw_all
-from bench.results import Results
-from bench.statements import StatementCount
-from bench.timeout_results import Steady, TimeoutResults
+from perf.bench.plots import CLOSE_LAG_PNG, CURVE_PNG, STATEMENTS_PNG, draw_all
+from perf.bench.results import Results
+from perf.bench.statements import StatementCount
+from perf.bench.timeout_results import Steady, TimeoutResults
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,14 +1,14 @@
 """The benchmark's in-process parts on the test database, so CI runs the bench code (timing is never asserted).
 
-``python bench/run.py --quick`` runs all of it against a server; these are the parts that need none.
+``python -m perf bench --quick`` runs all of it against a server; these are the parts that need none.
 """
 
 import pytest
 
-from bench.floor import FloorClient, check_replay, run_floor
-from bench.statements import LINE_COUNTS, capture_checkout_cycle, checkout_statement_counts, new_buyer, new_goods
 from inventory.models import Stock
 from orders.models import Order
+from perf.bench.floor import FloorClient, check_replay, run_floor
+from perf.bench.statements import LINE_COUNTS, capture_checkout_cycle, checkout_statement_counts, new_buyer, new_goods
 from tests.support import test_database_url as database_url_of_the_tests
 
 
