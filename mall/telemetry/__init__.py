@@ -244,6 +244,23 @@ def _untrace_sqlite_debug_quoting() -> None:
     DatabaseOperations._quote_params_for_last_executed_query = quote_untraced
 
 
+def grpc_server_interceptor():
+    """The gRPC server interceptor of opentelemetry-instrumentation-grpc: a SERVER span per call named
+    after its method, continuing a ``traceparent`` of the call's metadata. The health service is left out
+    (probes would each be a one-span trace)."""
+    from opentelemetry.instrumentation.grpc import filters, server_interceptor
+
+    return server_interceptor(filter_=filters.negate(filters.health_check()))
+
+
+def grpc_client_interceptor():
+    """The gRPC client interceptor of opentelemetry-instrumentation-grpc: a CLIENT span per call, its
+    context sent as ``traceparent`` metadata."""
+    from opentelemetry.instrumentation.grpc import client_interceptor
+
+    return client_interceptor()
+
+
 def new_root_context() -> Context:
     """An empty context: spans started in it begin a new trace."""
     return Context()
