@@ -49,17 +49,13 @@ class OrderServicer(order_pb2_grpc.OrderServicer):
         return _serve(context, request, _create_goods_order)
 
     def OrderDetail(self, request, context):  # noqa: N802
-        return _serve(context, request, lambda user, request, context: _order_info(_own_order(user, request)))
+        return _serve(context, request, _order_detail)
 
     def PayOrder(self, request, context):  # noqa: N802
-        return _serve(
-            context, request, lambda user, request, context: _order_info(pay_order(order=_own_order(user, request)))
-        )
+        return _serve(context, request, _pay_order)
 
     def CancelOrder(self, request, context):  # noqa: N802
-        return _serve(
-            context, request, lambda user, request, context: _order_info(cancel_order(order=_own_order(user, request)))
-        )
+        return _serve(context, request, _cancel_order)
 
 
 def _serve(context: grpc.ServicerContext, request, handler: Callable) -> order_pb2.OrderInfoResponse:
@@ -142,6 +138,18 @@ def _create_goods_order(user, request: order_pb2.OrderRequest, context) -> order
         raise CallRefused("throttled", "Too many checkouts; retry later.")
     result = create_order(user=user, idempotency_key=key, **serializer.validated_data)
     return _order_info(result.order, lines=result.lines)
+
+
+def _order_detail(user, request: order_pb2.OrderIdRequest, context) -> order_pb2.OrderInfoResponse:
+    return _order_info(_own_order(user, request))
+
+
+def _pay_order(user, request: order_pb2.OrderIdRequest, context) -> order_pb2.OrderInfoResponse:
+    return _order_info(pay_order(order=_own_order(user, request)))
+
+
+def _cancel_order(user, request: order_pb2.OrderIdRequest, context) -> order_pb2.OrderInfoResponse:
+    return _order_info(cancel_order(order=_own_order(user, request)))
 
 
 def _own_order(user, request: order_pb2.OrderIdRequest) -> Order:
