@@ -32,6 +32,7 @@ GRPC_STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
     "login_locked": grpc.StatusCode.RESOURCE_EXHAUSTED,
     # the transport's own refusals (orders.grpc.servicer)
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "malformed": grpc.StatusCode.INVALID_ARGUMENT,  # bytes that are not the method's message
     "not_authenticated": grpc.StatusCode.UNAUTHENTICATED,
     "authentication_failed": grpc.StatusCode.UNAUTHENTICATED,
     "permission_denied": grpc.StatusCode.PERMISSION_DENIED,

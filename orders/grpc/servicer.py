@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import grpc
 from django.db import InterfaceError, OperationalError, close_old_connections
+from google.protobuf.message import DecodeError
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -21,11 +22,9 @@ from mall.api.grpc_status import ERROR_CODE_METADATA_KEY, FAULT_STATUSES, grpc_s
 from mall.errors import DomainError
 from orders.grpc import order_pb2, order_pb2_grpc
 from orders.models import IDEMPOTENCY_KEY_MAX_LENGTH, Order
-
-# The services and selectors this transport calls, in one spot (create_order moves to orders.checkout).
-from orders.selectors import orders_of  # noqa: I001
+from orders.selectors import orders_of
 from orders.serializers import CheckoutSerializer
-from orders.services import cancel_order, create_order, pay_order
+from orders.services import cancel_order, create_order, pay_order  # the one import of the services (restructure)
 from orders.views import CheckoutRateThrottle
 
 logger = logging.getLogger("mall.grpc")
@@ -33,6 +32,39 @@ logger = logging.getLogger("mall.grpc")
 ADD_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # What the original's client saw as PayType: payment is simulated here, so one value for a paid order.
 PAID_PAY_TYPE = "simulated"
+
+
+class _Malformed:
+    """Stands for a request whose bytes are not its message (see ``order_service_handler``)."""
+
+
+MALFORMED = _Malformed()
+
+
+def order_service_handler(servicer: OrderServicer) -> grpc.GenericRpcHandler:
+    """The ``Order`` service's handlers, as the generated ``add_OrderServicer_to_server`` makes them, but
+    with a request that does not parse reaching the servicer as ``MALFORMED`` (INVALID_ARGUMENT) instead
+    of an exception inside gRPC."""
+    service = order_pb2.DESCRIPTOR.services_by_name["Order"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient(getattr(order_pb2, method.input_type.name).FromString),
+            response_serializer=order_pb2.OrderInfoResponse.SerializeToString,
+        )
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _lenient(parse: Callable[[bytes], object]) -> Callable[[bytes], object]:
+    def deserialize(data: bytes):
+        try:
+            return parse(data)
+        except DecodeError:
+            return MALFORMED
+
+    return deserialize
 
 
 class CallRefused(Exception):
@@ -63,6 +95,8 @@ def _serve(context: grpc.ServicerContext, request, handler: Callable) -> order_p
     stale database connections closed before and after. Every refusal or fault becomes a status."""
     close_old_connections()
     try:
+        if request is MALFORMED:
+            raise CallRefused("malformed", "The request is not a valid protobuf message of this method.")
         user = _authenticate(context)
         _check_user_id(user, request.user_id)
         return handler(user, request, context)
@@ -75,7 +109,7 @@ def _serve(context: grpc.ServicerContext, request, handler: Callable) -> order_p
         logger.warning("database unavailable: %s", exc)
         return _refuse(context, "database_unavailable", "The database is unavailable; retry shortly.")
     except Exception:
-        logger.exception("gRPC call %s failed", type(request).__name__)
+        logger.exception("gRPC call with a %s failed", type(request).__name__)
         return _refuse(context, "internal_error", "The shop failed on this call.")
     finally:
         close_old_connections()

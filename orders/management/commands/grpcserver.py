@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mall.telemetry import flush_telemetry, grpc_server_interceptor
-from orders.grpc import order_pb2, order_pb2_grpc
-from orders.grpc.servicer import OrderServicer
+from orders.grpc import order_pb2
+from orders.grpc.servicer import OrderServicer, order_service_handler
 
 logger = logging.getLogger("mall.grpc")
 
@@ -33,7 +33,7 @@ def build_server(*, bind: str, threads: int) -> tuple[grpc.Server, health.Health
         # Messages as large as the REST API accepts bodies; larger ones are refused by gRPC itself.
         options=[("grpc.max_receive_message_length", settings.DATA_UPLOAD_MAX_MEMORY_SIZE)],
     )
-    order_pb2_grpc.add_OrderServicer_to_server(OrderServicer(), server)
+    server.add_generic_rpc_handlers((order_service_handler(OrderServicer()),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", ORDER_SERVICE):

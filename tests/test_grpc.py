@@ -1,0 +1,268 @@
+"""The order service over gRPC: a real ``grpcserver`` process and a real client, on the test database."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import grpc
+import pytest
+from rest_framework.authtoken.models import Token
+
+from mall.api.grpc_status import FAULT_STATUSES, GRPC_STATUS_BY_CODE
+from orders.grpc import order_pb2
+from orders.models import Order
+from tests.factories import GoodsFactory, UserFactory, fill_cart
+from tests.grpc_support import error_code, grpc_server, order_request, order_stub, token_metadata
+from tests.support import REPO, read_log
+from tests.test_architecture import _domain_errors
+
+GENERATED = ("orders/grpc/order_pb2.py", "orders/grpc/order_pb2_grpc.py")
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def test_the_committed_generated_code_is_what_the_proto_gives(tmp_path):
+    subprocess.run([sys.executable, "scripts/protos", str(tmp_path)], cwd=REPO, check=True, timeout=60)
+    stale = [path for path in GENERATED if (tmp_path / path).read_text() != (REPO / path).read_text()]
+    assert stale == [], "run scripts/protos and commit the generated code"
+
+
+def test_every_domain_error_code_has_its_grpc_status():
+    errors = _domain_errors()
+    assert [error.__qualname__ for error in errors if error.code not in GRPC_STATUS_BY_CODE] == []
+    for error in errors:  # faults are INTERNAL/UNAVAILABLE, refusals never
+        assert (GRPC_STATUS_BY_CODE[error.code] in FAULT_STATUSES) == error.fault, error.__qualname__
+
+
+def test_the_contracts_status_codes():
+    expected = {
+        "cart_empty": grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+        "insufficient_stock": grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "throttled": grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "goods_unavailable": grpc.StatusCode.FAILED_PRECONDITION,
+        "order_not_pending": grpc.StatusCode.FAILED_PRECONDITION,
+        "not_found": grpc.StatusCode.NOT_FOUND,
+        "not_authenticated": grpc.StatusCode.UNAUTHENTICATED,
+        "authentication_failed": grpc.StatusCode.UNAUTHENTICATED,
+        "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
+    }
+    assert {code: GRPC_STATUS_BY_CODE[code] for code in expected} == expected
+
+
+@pytest.fixture
+def buyer(transactional_db):
+    user = UserFactory()
+    return user, Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def shop(transactional_db, tmp_path):
+    with grpc_server(log_dir=tmp_path) as (target, process), grpc.insecure_channel(target) as channel:
+        yield order_stub(channel), channel, process
+    assert "Traceback" not in read_log(tmp_path, "grpcserver")
+
+
+def refused(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value
+
+
+@pytest.mark.slow
+def test_an_order_placed_over_grpc_answers_the_originals_fields(shop, buyer):
+    stub, _, _ = shop
+    user, key = buyer
+    goods = GoodsFactory(price="12.50", stock_quantity=5)
+    fill_cart(user, (goods, 2))
+
+    placed = stub.CreateGoodsOrder(order_request(note="ring twice"), metadata=token_metadata(key), timeout=30)
+
+    order = Order.objects.get()
+    assert placed.id == order.pk and placed.order_no == order.order_no
+    assert placed.pay_price == "25.00"
+    assert placed.user_id == user.pk
+    assert placed.order_status == "pending" and placed.pay_type == ""
+    assert (placed.username, placed.address, placed.mobile, placed.post) == (
+        "Ada",
+        "1 Market Street",
+        "+15550100",
+        "10001",
+    )
+    assert placed.add_time == order.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    assert HEX32.match(placed.trace_id) and placed.trace_id == order.trace_id
+    assert [(line.goods_id, line.goods_price, line.nums) for line in placed.lines] == [(goods.pk, "12.50", 2)]
+    assert order.note == "ring twice"
+
+    detail = stub.OrderDetail(order_pb2.OrderIdRequest(id=order.pk), metadata=token_metadata(key), timeout=30)
+    assert detail == placed
+    paid = stub.PayOrder(order_pb2.OrderIdRequest(id=order.pk, user_id=user.pk), metadata=token_metadata(key))
+    assert (paid.order_status, paid.pay_type) == ("paid", "simulated")
+    again = refused(lambda: stub.PayOrder(order_pb2.OrderIdRequest(id=order.pk), metadata=token_metadata(key)))
+    assert (again.code(), error_code(again)) == (grpc.StatusCode.FAILED_PRECONDITION, "order_not_pending")
+
+
+@pytest.mark.slow
+def test_cancel_over_grpc_returns_the_stock(shop, buyer):
+    stub, _, _ = shop
+    user, key = buyer
+    goods = GoodsFactory(stock_quantity=3)
+    fill_cart(user, (goods, 3))
+    placed = stub.CreateGoodsOrder(order_request(), metadata=token_metadata(key), timeout=30)
+
+    cancelled = stub.CancelOrder(order_pb2.OrderIdRequest(id=placed.id), metadata=token_metadata(key), timeout=30)
+
+    assert cancelled.order_status == "cancelled"
+    goods.stock.refresh_from_db()
+    assert goods.stock.quantity == 3
+
+
+@pytest.mark.slow
+def test_the_token_rules(shop, buyer):
+    stub, _, _ = shop
+    user, key = buyer
+    other = UserFactory()
+    fill_cart(user, (GoodsFactory(stock_quantity=5), 1))
+    cases = {
+        "no token": ((), grpc.StatusCode.UNAUTHENTICATED, "not_authenticated"),
+        "a bad token": (token_metadata("not-a-token"), grpc.StatusCode.UNAUTHENTICATED, "authentication_failed"),
+        "not a token scheme": (
+            (("authorization", f"Bearer {key}"),),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "authentication_failed",
+        ),
+    }
+    for case, (metadata, status, code) in cases.items():
+        error = refused(lambda metadata=metadata: stub.CreateGoodsOrder(order_request(), metadata=metadata, timeout=30))
+        assert (error.code(), error_code(error)) == (status, code), case
+    error = refused(lambda: stub.CreateGoodsOrder(order_request(user_id=other.pk), metadata=token_metadata(key)))
+    assert (error.code(), error_code(error)) == (grpc.StatusCode.PERMISSION_DENIED, "permission_denied")
+    assert Order.objects.count() == 0
+
+    placed = stub.CreateGoodsOrder(order_request(user_id=user.pk), metadata=token_metadata(key), timeout=30)
+    assert placed.user_id == user.pk
+    # Another user's order does not exist for the caller.
+    other_key = Token.objects.create(user=other).key
+    error = refused(
+        lambda: stub.OrderDetail(order_pb2.OrderIdRequest(id=placed.id), metadata=token_metadata(other_key))
+    )
+    assert (error.code(), error_code(error)) == (grpc.StatusCode.NOT_FOUND, "not_found")
+
+
+@pytest.mark.slow
+def test_refusals_are_the_originals_status_codes(shop, buyer):
+    stub, _, _ = shop
+    user, key = buyer
+    metadata = token_metadata(key)
+
+    def status_of(call):
+        error = refused(call)
+        return error.code(), error_code(error)
+
+    assert status_of(lambda: stub.CreateGoodsOrder(order_request(), metadata=metadata)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "cart_empty",
+    )
+    scarce = GoodsFactory(stock_quantity=1)
+    fill_cart(user, (scarce, 2))
+    assert status_of(lambda: stub.CreateGoodsOrder(order_request(), metadata=metadata)) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "insufficient_stock",
+    )
+    for bad in ({"mobile": "call me"}, {"address": ""}, {"username": "x" * 51}, {"address": "a" * 10_000}):
+        assert status_of(lambda bad=bad: stub.CreateGoodsOrder(order_request(**bad), metadata=metadata)) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid",
+        ), bad
+    scarce.on_sale = False
+    scarce.save()
+    assert status_of(lambda: stub.CreateGoodsOrder(order_request(), metadata=metadata)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "goods_unavailable",
+    )
+    for unknown in (0, 999_999, 2**64 - 1):
+        assert status_of(
+            lambda unknown=unknown: stub.PayOrder(order_pb2.OrderIdRequest(id=unknown), metadata=metadata)
+        ) == (
+            grpc.StatusCode.NOT_FOUND,
+            "not_found",
+        )
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.slow
+def test_an_idempotency_key_works_as_the_rest_header(shop, buyer):
+    stub, _, _ = shop
+    user, key = buyer
+    fill_cart(user, (GoodsFactory(stock_quantity=5), 1))
+    metadata = token_metadata(key, ("idempotency-key", "order-1"))
+
+    first = stub.CreateGoodsOrder(order_request(), metadata=metadata, timeout=30)
+    replay = stub.CreateGoodsOrder(order_request(), metadata=metadata, timeout=30)
+    error = refused(lambda: stub.CreateGoodsOrder(order_request(address="2 Other Road"), metadata=metadata))
+
+    assert replay.id == first.id
+    assert Order.objects.count() == 1
+    assert (error.code(), error_code(error)) == (grpc.StatusCode.ALREADY_EXISTS, "idempotency_key_reused")
+
+
+@pytest.mark.slow
+def test_faults_and_throttling(transactional_db, tmp_path, buyer):
+    user, key = buyer
+    fill_cart(user, (GoodsFactory(stock_quantity=5), 1))
+    env = {"CHECKOUT_FAIL_STEP": "save_order", "MALL_ALLOW_FAULT_INJECTION": "1", "CHECKOUT_THROTTLE_RATE": "2/minute"}
+    with grpc_server(log_dir=tmp_path, **env) as (target, _), grpc.insecure_channel(target) as channel:
+        stub = order_stub(channel)
+        outcomes = []
+        for _ in range(3):
+            error = refused(lambda: stub.CreateGoodsOrder(order_request(), metadata=token_metadata(key), timeout=30))
+            outcomes.append((error.code(), error_code(error)))
+    assert outcomes == [
+        (grpc.StatusCode.UNAVAILABLE, "checkout_fault_injected"),
+        (grpc.StatusCode.UNAVAILABLE, "checkout_fault_injected"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "throttled"),
+    ]
+    assert Order.objects.count() == 0
+
+
+@pytest.mark.slow
+def test_malformed_messages_never_crash_the_server(shop, buyer):
+    stub, channel, process = shop
+    user, key = buyer
+    metadata = token_metadata(key)
+    raw = channel.unary_unary("/mall.order.v1.Order/CreateGoodsOrder")  # bytes in, bytes out
+    wrong_types = (
+        b"\x18\x05"  # field 3 (address, a string) sent as a varint
+        + b"\x0a\x03abc"  # field 1 (user_id, a varint) sent as a string
+    )
+    bad_utf8 = b"\x1a\x02\xff\xfe"  # address: not UTF-8
+    for message in (b"\xff\xff\xff\xff", wrong_types, bad_utf8, b"\x1a\xff\xff\xff\x0f", b"\x00" * 100):
+        error = refused(lambda message=message: raw(message, metadata=metadata, timeout=30))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, message
+        assert error_code(error) in {"malformed", "invalid"}, message
+    huge = order_request(address="a" * 2_000_000)
+    error = refused(lambda: stub.CreateGoodsOrder(huge, metadata=metadata, timeout=30))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # over the message limit, refused by gRPC itself
+    assert process.poll() is None
+    # Still serving: a good call goes through.
+    fill_cart(user, (GoodsFactory(stock_quantity=5), 1))
+    assert stub.CreateGoodsOrder(order_request(), metadata=metadata, timeout=30).order_status == "pending"
+
+
+@pytest.mark.slow
+def test_a_misconfigured_grpc_setting_is_one_line_and_exit_1(tmp_path):
+    from tests.test_configuration_errors import clean_env
+
+    for variable, value in (("MALL_GRPC_THREADS", "many"), ("MALL_GRPC_BIND", "9500")):
+        result = subprocess.run(
+            [sys.executable, "manage.py", "grpcserver"],
+            cwd=REPO,
+            env=clean_env(**{variable: value}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        output = (result.stdout + result.stderr).strip()
+        assert result.returncode == 1, output
+        assert output.startswith("mall: configuration error: ") and variable in output and len(output.splitlines()) == 1
