@@ -15,7 +15,7 @@ from orders.grpc import order_pb2
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.grpc_support import error_code, grpc_server, order_request, order_stub, token_metadata
-from tests.support import REPO, read_log
+from tests.support import REPO, read_log, wait_until
 from tests.test_architecture import _domain_errors
 
 GENERATED = ("orders/grpc/order_pb2.py", "orders/grpc/order_pb2_grpc.py")
@@ -266,3 +266,65 @@ def test_a_misconfigured_grpc_setting_is_one_line_and_exit_1(tmp_path):
         output = (result.stdout + result.stderr).strip()
         assert result.returncode == 1, output
         assert output.startswith("mall: configuration error: ") and variable in output and len(output.splitlines()) == 1
+
+
+CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN_ID = "00f067aa0ba902b7"
+
+
+@pytest.mark.slow
+def test_a_call_is_traced_server_span_create_order_steps_sql_in_the_callers_trace(
+    transactional_db, tmp_path, buyer, otlp_receiver
+):
+    from mall.telemetry.names import CHECKOUT_STEPS
+
+    user, key = buyer
+    fill_cart(user, (GoodsFactory(stock_quantity=5), 1), (GoodsFactory(stock_quantity=5), 2))
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint_for("grpc"),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    traceparent = ("traceparent", f"00-{CALLER_TRACE_ID}-{CALLER_SPAN_ID}-01")
+    with grpc_server(log_dir=tmp_path, **env) as (target, _), grpc.insecure_channel(target) as channel:
+        placed = order_stub(channel).CreateGoodsOrder(
+            order_request(), metadata=token_metadata(key, traceparent), timeout=30
+        )
+        wait_until(lambda: otlp_receiver.spans_named("create_order"), timeout=20, what="create_order exported")
+
+    assert placed.trace_id == CALLER_TRACE_ID
+    spans = otlp_receiver.trace(CALLER_TRACE_ID)
+    (server,) = [s for s in spans if s.kind == "SERVER"]
+    assert server.name == "/mall.order.v1.Order/CreateGoodsOrder"
+    assert server.parent_span_id == CALLER_SPAN_ID
+    assert server.attributes["rpc.system"] == "grpc"
+    children = otlp_receiver.children_of(server)
+    (create,) = [span for span in children if span.kind != "CLIENT"]  # beside it: the token's SQL
+    assert create.name == "create_order" and create.status == "UNSET"
+    assert create.attributes["mall.order.no"] == placed.order_no
+    steps = [span for span in otlp_receiver.children_of(create) if span.kind == "INTERNAL"]  # beside: BEGIN/COMMIT
+    assert sorted(step.name for step in steps) == sorted(CHECKOUT_STEPS)
+    sql = [span for step in steps for span in otlp_receiver.children_of(step)]
+    assert sql and {span.kind for span in sql} == {"CLIENT"}
+    assert {s.trace_id for s in spans} == {CALLER_TRACE_ID}
+    assert Order.objects.get().events.get().trace_id == CALLER_TRACE_ID
+
+
+@pytest.mark.slow
+def test_a_refusal_leaves_the_server_span_with_the_status_and_create_order_unset(
+    transactional_db, tmp_path, buyer, otlp_receiver
+):
+    _, key = buyer
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint_for("grpc"),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    with grpc_server(log_dir=tmp_path, **env) as (target, _), grpc.insecure_channel(target) as channel:
+        refused(lambda: order_stub(channel).CreateGoodsOrder(order_request(), metadata=token_metadata(key)))
+        wait_until(lambda: otlp_receiver.spans_named("create_order"), timeout=20, what="create_order exported")
+
+    (create,) = otlp_receiver.spans_named("create_order")
+    assert create.status == "UNSET" and create.attributes["mall.refusal.code"] == "cart_empty"
+    (server,) = [s for s in otlp_receiver.trace(create.trace_id) if s.kind == "SERVER"]
+    assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
