@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 
 import grpc
 import pytest
+from django.db import connection  # noqa: F401 - read by the skipif condition
 from rest_framework.authtoken.models import Token
 
 from mall.api.grpc_status import FAULT_STATUSES, GRPC_STATUS_BY_CODE
@@ -328,3 +330,87 @@ def test_a_refusal_leaves_the_server_span_with_the_status_and_create_order_unset
     assert create.status == "UNSET" and create.attributes["mall.refusal.code"] == "cart_empty"
     (server,) = [s for s in otlp_receiver.trace(create.trace_id) if s.kind == "SERVER"]
     assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+MARIADB_ONLY = pytest.mark.skipif(
+    "connection.vendor != 'mysql'", reason="row-lock races and a visible waiting statement need MariaDB/MySQL"
+)
+
+
+@pytest.mark.slow
+@MARIADB_ONLY
+def test_no_oversell_when_40_clients_race_for_10_units_over_grpc_and_rest(transactional_db, tmp_path):
+    import requests
+
+    from inventory.models import Stock
+    from tests.support import run_concurrently, shop_env, shop_server
+
+    goods = GoodsFactory(stock_quantity=10)
+    buyers = [UserFactory() for _ in range(40)]
+    for user in buyers:
+        fill_cart(user, (goods, 1))
+    keys = [Token.objects.create(user=user).key for user in buyers]
+    with (
+        grpc_server(log_dir=tmp_path) as (target, _),
+        grpc.insecure_channel(target) as channel,
+        shop_server(env=shop_env(), log_dir=tmp_path) as base_url,
+    ):
+        stub = order_stub(channel)
+
+        def checkout(numbered_key):
+            number, key = numbered_key
+            if number % 2:  # every other client over REST
+                response = requests.post(
+                    f"{base_url}/api/orders/",
+                    json={"address": "1 Market Street", "signer_name": "Ada", "signer_mobile": "+15550100"},
+                    headers={"Authorization": f"Token {key}"},
+                    timeout=60,
+                )
+                return "placed" if response.status_code == 201 else response.json()["code"]
+            try:
+                stub.CreateGoodsOrder(order_request(), metadata=token_metadata(key), timeout=60)
+            except grpc.RpcError as error:
+                return error_code(error)
+            return "placed"
+
+        outcomes = run_concurrently(checkout, list(enumerate(keys)))
+
+    assert sorted(set(outcomes)) == ["insufficient_stock", "placed"]
+    assert outcomes.count("placed") == 10
+    assert Order.objects.count() == 10
+    assert Stock.objects.get(goods=goods).quantity == 0
+
+
+@pytest.mark.slow
+@MARIADB_ONLY
+def test_sigterm_lets_a_call_in_flight_finish_then_stops(transactional_db, tmp_path, buyer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support import mariadb_sessions, session_running
+
+    user, key = buyer
+    goods = GoodsFactory(stock_quantity=5)
+    fill_cart(user, (goods, 1))
+    with (
+        grpc_server(log_dir=tmp_path) as (target, process),
+        grpc.insecure_channel(target) as channel,
+        mariadb_sessions(2) as (holder, watcher),
+        ThreadPoolExecutor(1) as pool,
+    ):
+        # Another session holds the stock row: the checkout waits inside its transaction, in flight.
+        holder.autocommit(False)
+        holder.cursor().execute("SELECT quantity FROM inventory_stock WHERE goods_id = %s FOR UPDATE", [goods.pk])
+        call = pool.submit(
+            order_stub(channel).CreateGoodsOrder, order_request(), metadata=token_metadata(key), timeout=60
+        )
+        session_running(watcher, "%inventory_stock%FOR UPDATE%", what="the checkout to wait for the stock lock")
+        process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping" in read_log(tmp_path, "grpcserver"), timeout=20, what="the server to stop")
+        assert process.poll() is None, "it waits for the call in flight"
+        holder.rollback()  # the lock goes: the checkout goes on
+        placed = call.result(timeout=60)
+        assert process.wait(timeout=30) == 0
+
+    assert placed.order_status == "pending"
+    assert Order.objects.get().order_no == placed.order_no
+    assert "gRPC order service stopped" in read_log(tmp_path, "grpcserver")
