@@ -414,3 +414,57 @@ def test_sigterm_lets_a_call_in_flight_finish_then_stops(transactional_db, tmp_p
     assert placed.order_status == "pending"
     assert Order.objects.get().order_no == placed.order_no
     assert "gRPC order service stopped" in read_log(tmp_path, "grpcserver")
+
+
+@pytest.mark.slow
+def test_place_test_orders_over_grpc_is_one_trace_from_the_client_to_the_server(
+    transactional_db, settings, tmp_path, otlp_receiver, monkeypatch
+):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.support import shop_env, shop_server
+
+    # Users made here log in to a shop process, which does not know the suite's fast MD5 hasher.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.ScryptPasswordHasher"]
+    call_command("seed_demo", goods=4, stock=100, users=2, password="grpc-load-password", stdout=StringIO())
+    exporting = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint_for("grpc"),
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    for variable, value in exporting.items():  # the load tool's own spans
+        monkeypatch.setenv(variable, value)
+    out = StringIO()
+    with (
+        grpc_server(log_dir=tmp_path, **exporting) as (target, _),
+        shop_server(env=shop_env(**exporting), log_dir=tmp_path) as base_url,
+    ):
+        call_command(
+            "place_test_orders",
+            grpc=target,
+            url=base_url,
+            orders=4,
+            users=2,
+            lines=1,
+            pay_ratio=1,
+            password="grpc-load-password",
+            json=True,
+            quiet=True,
+            stdout=out,
+            stderr=StringIO(),
+        )
+        wait_until(lambda: len(otlp_receiver.spans_named("create_order")) >= 4, timeout=20, what="the checkouts' spans")
+
+    figures = json.loads(out.getvalue())
+    assert (figures["mode"], figures["placed"], figures["paid"], figures["failed"]) == ("grpc", 4, 4, 0)
+    for root in otlp_receiver.spans_named("place_test_order"):
+        spans = otlp_receiver.trace(root.trace_id)
+        (client,) = [s for s in spans if s.kind == "CLIENT" and s.name == "/mall.order.v1.Order/CreateGoodsOrder"]
+        (server,) = [s for s in spans if s.kind == "SERVER" and s.name == "/mall.order.v1.Order/CreateGoodsOrder"]
+        assert client.parent_span_id == root.span_id and client.resource["service.name"] == "mall-loadgen"
+        assert server.parent_span_id == client.span_id and server.resource["service.name"] == "mall"
+        assert [s.name for s in otlp_receiver.children_of(server) if s.kind == "INTERNAL"] == ["create_order"]
+        assert [s for s in spans if s.name == "/mall.order.v1.Order/PayOrder" and s.kind == "SERVER"]

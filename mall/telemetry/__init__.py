@@ -253,12 +253,12 @@ def grpc_server_interceptor():
     return server_interceptor(filter_=filters.negate(filters.health_check()))
 
 
-def grpc_client_interceptor():
-    """The gRPC client interceptor of opentelemetry-instrumentation-grpc: a CLIENT span per call, its
-    context sent as ``traceparent`` metadata."""
-    from opentelemetry.instrumentation.grpc import client_interceptor
+def instrumented_grpc_channel(channel, tracer_provider=None):
+    """``channel`` through the client interceptor of opentelemetry-instrumentation-grpc: a CLIENT span per
+    call, its context sent as ``traceparent`` metadata."""
+    from opentelemetry.instrumentation.grpc import client_interceptor, grpcext
 
-    return client_interceptor()
+    return grpcext.intercept_channel(channel, client_interceptor(tracer_provider=tracer_provider))
 
 
 def new_root_context() -> Context:
