@@ -468,3 +468,19 @@ def test_place_test_orders_over_grpc_is_one_trace_from_the_client_to_the_server(
         assert server.parent_span_id == client.span_id and server.resource["service.name"] == "mall"
         assert [s.name for s in otlp_receiver.children_of(server) if s.kind == "INTERNAL"] == ["create_order"]
         assert [s for s in spans if s.name == "/mall.order.v1.Order/PayOrder" and s.kind == "SERVER"]
+
+
+@pytest.mark.slow
+def test_the_grpc_bench_runs_both_cycles_side_by_side(tmp_path):
+    from tests.test_configuration_errors import clean_env
+
+    result = subprocess.run(
+        [sys.executable, "bench/grpc_cycle.py", "--database-url", f"sqlite:///{tmp_path}/bench-grpc.sqlite3",
+         "--clients", "2", "--cycles", "6", "--rounds", "1", "--warmup", "2"],
+        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split("|")[0].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    assert {"REST", "gRPC", "gRPC/REST"} <= set(rows)
+    assert "failures" not in result.stdout
