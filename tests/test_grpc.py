@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from mall.api.grpc_status import FAULT_STATUSES, GRPC_STATUS_BY_CODE
 from orders.grpc import order_pb2
+from orders.invariants import check_invariants
 from orders.models import Order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.grpc_support import error_code, grpc_server, order_request, order_stub, token_metadata
@@ -379,6 +380,7 @@ def test_no_oversell_when_40_clients_race_for_10_units_over_grpc_and_rest(transa
     assert outcomes.count("placed") == 10
     assert Order.objects.count() == 10
     assert Stock.objects.get(goods=goods).quantity == 0
+    assert check_invariants() == []
 
 
 @pytest.mark.slow
@@ -414,6 +416,7 @@ def test_sigterm_lets_a_call_in_flight_finish_then_stops(transactional_db, tmp_p
     assert placed.order_status == "pending"
     assert Order.objects.get().order_no == placed.order_no
     assert "gRPC order service stopped" in read_log(tmp_path, "grpcserver")
+    assert check_invariants() == []
 
 
 @pytest.mark.slow
