@@ -171,6 +171,13 @@ if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION
 CHECKOUT_THROTTLE_RATE = env_str("CHECKOUT_THROTTLE_RATE", "60/minute")
 if CHECKOUT_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     CHECKOUT_THROTTLE_RATE = None
+# --- The gRPC order service (python manage.py grpcserver): its address, worker threads and the grace
+# a SIGTERM gives calls in flight (seconds).
+MALL_GRPC_BIND = env_str("MALL_GRPC_BIND").strip() or "127.0.0.1:9500"
+if ":" not in MALL_GRPC_BIND:
+    raise ImproperlyConfigured(f"MALL_GRPC_BIND must be HOST:PORT, got {MALL_GRPC_BIND!r}")
+MALL_GRPC_THREADS = env_int("MALL_GRPC_THREADS", 8, minimum=1)
+MALL_GRPC_GRACE = env_int("MALL_GRPC_GRACE", 10, minimum=0)
 # --- Following orders: "Open trace" links go to Jaeger when JAEGER_UI_URL is set (e.g. http://localhost:16686),
 # else to the built-in trace view (/admin/traces/) when the trace store is on, else nowhere.
 JAEGER_UI_URL = env_str("JAEGER_UI_URL").rstrip("/")

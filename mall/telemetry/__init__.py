@@ -224,6 +224,23 @@ def _instrument_database() -> None:
         MySQLClientInstrumentor().instrument(enable_commenter=False)
 
 
+def grpc_server_interceptor():
+    """The gRPC server interceptor of opentelemetry-instrumentation-grpc: a SERVER span per call named
+    after its method, continuing a ``traceparent`` of the call's metadata. The health service is left out
+    (probes would each be a one-span trace)."""
+    from opentelemetry.instrumentation.grpc import filters, server_interceptor
+
+    return server_interceptor(filter_=filters.negate(filters.health_check()))
+
+
+def instrumented_grpc_channel(channel, tracer_provider=None):
+    """``channel`` through the client interceptor of opentelemetry-instrumentation-grpc: a CLIENT span per
+    call, its context sent as ``traceparent`` metadata."""
+    from opentelemetry.instrumentation.grpc import client_interceptor, grpcext
+
+    return grpcext.intercept_channel(channel, client_interceptor(tracer_provider=tracer_provider))
+
+
 def new_root_context() -> Context:
     """An empty context: spans started in it begin a new trace."""
     return Context()

@@ -37,6 +37,7 @@ def run_env(*, database_url: str, port: int, **extra: str) -> dict[str, str]:
         GUNICORN_WORKERS="1",
         DJANGO_Q_WORKERS="1",
         OTEL_METRICS_EXPORTER="none",
+        MALL_GRPC_BIND=f"127.0.0.1:{free_port()}",  # not the default 9500: another shop may run there
         **extra,
     )
     return env
@@ -121,7 +122,9 @@ def kill_what_runs_in(directory) -> None:
 
 
 def assert_stopped_gracefully(log: str, request_spans: list) -> None:
-    assert "==> Stopping the web server and the task worker" in log and "==> Stopped" in log, log[-3000:]
+    assert "==> Stopping the web server, the gRPC server and the task worker" in log, log[-3000:]
+    assert "==> Stopped" in log, log[-3000:]
+    assert "gRPC order service stopped" in log  # grpcserver's graceful end
     assert "Killed" not in log and "killing them" not in log
     assert "Shutting down: Master" in log  # gunicorn's graceful end
     assert "has stopped." in log  # qcluster's graceful end
@@ -159,6 +162,8 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(
     # The banner names the whole command; the worker starts once the web server answers.
     assert "==> Starting the web server: .venv/bin/python -m gunicorn -c gunicorn.conf.py" in log
     assert log.index("Listening at:") < log.index("==> Starting the task worker") < log.index("The shop is running")
+    assert "==> Starting the gRPC order service: .venv/bin/python manage.py grpcserver" in log
+    assert "    gRPC              127.0.0.1:" in log
     assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
     assert_stopped_gracefully(log, request_spans)
 

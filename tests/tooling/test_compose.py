@@ -15,7 +15,7 @@ from tests.support import REPO
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
-SHOP_PROCESSES = ["shop", "worker", "migrate"]
+SHOP_PROCESSES = ["shop", "worker", "grpc", "migrate"]
 
 
 def interpolated(value) -> str:
@@ -44,8 +44,8 @@ def command(service: str) -> str:
     return " ".join(value) if isinstance(value, list) else value
 
 
-def test_the_stack_is_shop_worker_mysql_and_jaeger():
-    assert {"shop", "worker", "mysql", "jaeger"} <= set(SERVICES)
+def test_the_stack_is_shop_worker_grpc_mysql_and_jaeger():
+    assert {"shop", "worker", "grpc", "mysql", "jaeger"} <= set(SERVICES)
     assert re.fullmatch(r"mysql:8(\.\d+)*", SERVICES["mysql"]["image"])
 
 
@@ -142,3 +142,10 @@ def test_fault_injection_in_compose_needs_the_explicit_switch():
 
     assert refused.returncode != 0 and "CHECKOUT_FAIL_STEP" in refused.stderr
     assert allowed.returncode == 0 and allowed.stdout.strip() == "save_order"
+
+
+def test_the_grpc_service_is_grpcserver_on_9500_published_on_loopback():
+    assert command("grpc") == "python manage.py grpcserver"
+    assert environment("grpc")["MALL_GRPC_BIND"] == "0.0.0.0:9500"
+    assert container_ports("grpc") == {9500: 9500}
+    assert all(str(port).startswith("${MALL_BIND:-127.0.0.1}:") for port in SERVICES["grpc"]["ports"])

@@ -36,6 +36,7 @@ ENTRY_POINTS = {
     "manage.py": [sys.executable, "manage.py", "check"],
     "gunicorn": [sys.executable, "-m", "gunicorn", "mall.wsgi:application", "--bind", "127.0.0.1:{port}"],
     "qcluster": [sys.executable, "manage.py", "qcluster"],
+    "grpcserver": [sys.executable, "manage.py", "grpcserver"],
 }
 
 

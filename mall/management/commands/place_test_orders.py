@@ -86,6 +86,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42, help="seed of the random order plan (default 42)")
         parser.add_argument("--url", default="", help="base URL of a running shop, e.g. http://127.0.0.1:8000")
         parser.add_argument(
+            "--grpc",
+            default="",
+            metavar="HOST:PORT",
+            help="check out and pay over the gRPC order service at HOST:PORT (e.g. 127.0.0.1:9500); the carts are "
+            "filled over the REST API at --url (default http://127.0.0.1:8000)",
+        )
+        parser.add_argument(
             "--password", default=DEMO_PASSWORD, help=f"password of the demo users with --url (default {DEMO_PASSWORD})"
         )
         parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -99,9 +106,15 @@ class Command(BaseCommand):
             raise CommandError("--pay-ratio must be between 0 and 1")
 
         try:
-            shop = (
-                HttpShop(base_url=options["url"], password=options["password"]) if options["url"] else InProcessShop()
-            )
+            if options["grpc"]:
+                from perf.loadgen.grpc_client import GrpcShop
+
+                base_url = options["url"] or "http://127.0.0.1:8000"
+                shop = GrpcShop(target=options["grpc"], base_url=base_url, password=options["password"])
+            elif options["url"]:
+                shop = HttpShop(base_url=options["url"], password=options["password"])
+            else:
+                shop = InProcessShop()
             shoppers = shop.shoppers(users)
             goods_ids = shop.goods_in_stock()
         except LoadSetupError as exc:
@@ -118,6 +131,8 @@ class Command(BaseCommand):
 
         if not options["quiet"]:
             where = f"against {shop.base_url}" if shop.base_url else "in-process"
+            if shop.mode == "grpc":
+                where = f"over gRPC at {shop.target} (carts at {shop.base_url})"
             note = f"Placing {orders} orders {where} as {users} users, {min(concurrency, users)} at a time."
             if concurrency > users:
                 note += f" (--concurrency {concurrency} is capped by --users {users}: one order per user at once)"
