@@ -160,6 +160,9 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(
     assert "==> Starting the web server: .venv/bin/python -m gunicorn -c gunicorn.conf.py" in log
     assert log.index("Listening at:") < log.index("==> Starting the task worker") < log.index("The shop is running")
     assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
+    # Spans go to an OTLP endpoint here, so the built-in store is off: the banner names the exporter.
+    assert "    Jaeger            http://localhost:16686 (spans exported to http://127.0.0.1:" in log
+    assert "/admin/traces/" not in log
     assert_stopped_gracefully(log, request_spans)
 
 
