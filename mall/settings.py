@@ -300,6 +300,27 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Caches. "throttle" holds the checkout throttle's counts (CHECKOUT_THROTTLE_RATE): shared by every
+# worker process, so the rate is per user across the whole shop. In the database by default (the table
+# of migration mall 0001), in Redis when MALL_CACHE_REDIS_URL is set (e.g. redis://127.0.0.1:6379/1; a
+# database of its own, not the task broker's). Nothing else is cached: "default" stays per process.
+MALL_CACHE_REDIS_URL = os.environ.get("MALL_CACHE_REDIS_URL", "").strip()
+THROTTLE_CACHE_TABLE = "mall_throttle_cache"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": MALL_CACHE_REDIS_URL}
+        if MALL_CACHE_REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": THROTTLE_CACHE_TABLE,
+            # One row per user who checked out in the last minute: culling (at 300 rows by default) would
+            # forget some users' counts and let them past the throttle.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
+    ),
+}
+
 # --- django-q2: ORM broker on the default database, or Redis when DJANGO_Q_REDIS_URL is set.
 DJANGO_Q_REDIS_URL = os.environ.get("DJANGO_Q_REDIS_URL", "").strip()
 Q_CLUSTER = {
