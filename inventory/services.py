@@ -17,7 +17,7 @@ MAX_STOCK_QUANTITY = 2_000_000_000  # fits the integer column with room to spare
 
 
 def _add_to_stock(deltas: Mapping[int, int]) -> None:
-    """quantity += delta for each goods id, in one relative UPDATE.
+    """Add delta to quantity for each goods id and stamp ``updated_at``, in one relative UPDATE.
 
     Written by hand: the ORM's ``bulk_update``, or ``update()`` with a ``Case``, costs ~1 ms to build
     (the profile's most expensive statement of the checkout, docs/PERFORMANCE.md); this one ~0.05 ms.
@@ -28,12 +28,18 @@ def _add_to_stock(deltas: Mapping[int, int]) -> None:
     table = quote(Stock._meta.db_table)
     goods = quote(Stock._meta.pk.column)
     quantity = quote(Stock._meta.get_field("quantity").column)
+    updated_at = quote(Stock._meta.get_field("updated_at").column)
     cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
     placeholders = ", ".join(["%s"] * len(deltas))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {quantity} = {quantity} + CASE {goods} {cases} END WHERE {goods} IN ({placeholders})",
-            [value for goods_id, delta in deltas.items() for value in (goods_id, delta)] + list(deltas),
+            f"UPDATE {table} SET {quantity} = {quantity} + CASE {goods} {cases} END, {updated_at} = %s"
+            f" WHERE {goods} IN ({placeholders})",
+            # updated_at is bound as the backend stores it (auto_now is bypassed by raw SQL): it shows
+            # when the stock last changed, sales, returns and adjustments alike.
+            [value for goods_id, delta in deltas.items() for value in (goods_id, delta)]
+            + [Stock._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)]
+            + list(deltas),
         )
 
 

@@ -10,6 +10,7 @@ from goods.views import GoodsViewSet
 from inventory.views import StockViewSet
 from mall.api.converters import IdConverter
 from mall.auth import ObtainAuthTokenUnlessLocked
+from mall.views import favicon
 from orders.views import OrderViewSet
 
 # Ids in URLs: digits that fit a 64-bit column (a longer number is a 404, never an overflow).
@@ -40,6 +41,7 @@ urlpatterns = [
     path("api/", include(router.urls)),
     path("admin/traces/", include("traces.urls")),  # before the admin's catch-all
     path("admin/", admin.site.urls),
+    path("favicon.ico", favicon, name="favicon"),
     path("", RedirectView.as_view(url="/api/", permanent=False)),
 ]
 

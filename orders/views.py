@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.cache import caches
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -16,9 +17,13 @@ ACTION_PAGE = "The order, unchanged: the page to send the POST from (browsable A
 
 
 class CheckoutRateThrottle(UserRateThrottle):
-    """Checkouts per user and process, at ``settings.CHECKOUT_THROTTLE_RATE`` (None: unlimited)."""
+    """Checkouts per user across all processes, at ``settings.CHECKOUT_THROTTLE_RATE`` (None: unlimited).
+
+    The counts live in the shared "throttle" cache (the database, or Redis), not in a process's memory.
+    """
 
     scope = "checkout"
+    cache = caches["throttle"]
 
     def get_rate(self):
         return settings.CHECKOUT_THROTTLE_RATE

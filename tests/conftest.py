@@ -46,11 +46,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_counts():
-    """Throttle counters live in the cache and are keyed by user id, which tests reuse."""
-    from django.core.cache import cache
+def _fresh_throttle_counts(request):
+    """Throttle counts live in the shared "throttle" cache (a table) keyed by user id, which tests reuse.
 
-    cache.clear()
+    Cleared for the tests that use the database (the others cannot reach the table, nor check out).
+    """
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    if "_django_db_helper" in request.fixturenames:  # what db, transactional_db and the django_db mark use
+        request.getfixturevalue("_django_db_helper")
+        caches["throttle"].clear()
 
 
 @pytest.fixture(autouse=True)

@@ -201,8 +201,14 @@ def _trace_store_enabled(trace_store: bool | None) -> bool:
 
 
 def _sqlcommenter_enabled() -> bool:
-    """Django's SQL commenter (route, controller, traceparent appended to each request's statements)."""
-    return os.environ.get("OTEL_PYTHON_DJANGO_SQLCOMMENTER", "").strip().lower() in {"1", "true", "yes"}
+    """Tell whether upstream's SQL commenter is on (``MALL_SQLCOMMENTER``, mall/settings.py).
+
+    Only the Django instrumentor's commenter: the database instrumentors below are set up without
+    theirs, so each statement carries one comment.
+    """
+    from django.conf import settings
+
+    return settings.MALL_SQLCOMMENTER
 
 
 def _instrument_database() -> None:

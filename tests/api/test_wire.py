@@ -260,7 +260,7 @@ def test_parent_based_ratio_sampling_follows_the_caller_and_drops_the_rest(otlp_
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sqlcommenter_appends_one_comment_with_the_traceparent(otlp_receiver, shopper, address, tmp_path):
-    env = exporting_env(otlp_receiver.grpc_endpoint, "grpc", OTEL_PYTHON_DJANGO_SQLCOMMENTER="1")
+    env = exporting_env(otlp_receiver.grpc_endpoint, "grpc", MALL_SQLCOMMENTER="1")
     with shop_server(env=env, log_dir=tmp_path) as base_url:
         response = checkout(base_url, shopper, address)
         assert response.status_code == 201

@@ -165,6 +165,9 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(
     assert "==> Starting the gRPC order service: .venv/bin/python manage.py grpcserver" in log
     assert "    gRPC              127.0.0.1:" in log
     assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
+    # Spans go to an OTLP endpoint here, so the built-in store is off: the banner names the exporter.
+    assert "    Jaeger            http://localhost:16686 (spans exported to http://127.0.0.1:" in log
+    assert "/admin/traces/" not in log
     assert_stopped_gracefully(log, request_spans)
 
 
