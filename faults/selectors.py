@@ -54,13 +54,13 @@ def startup_rules() -> list[Rule]:
 
 
 def active_rules() -> list[Rule]:
-    """Return the rules in force in this process: none unless fault injection is allowed.
+    """Return the rules in force in this process: the table's only if fault injection is allowed.
 
     The table is read at most once per ``REFRESH_SECONDS``; expiry is checked on every call.
-    ``CHECKOUT_FAIL_STEP`` (refused by the settings unless allowed) is read on every call.
+    ``CHECKOUT_FAIL_STEP`` is read on every call: the settings refuse it at start unless allowed.
     """
     if not fault_injection_allowed():
-        return []
+        return startup_rules()
     monotonic = time.monotonic()
     with _lock:
         read_at = _cache["read_at"]
