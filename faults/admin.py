@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from faults.models import FaultRule
-from faults.selectors import forget_cached_rules
+from faults.selectors import fault_injection_allowed, forget_cached_rules
 
 
 @admin.register(FaultRule)
@@ -17,7 +17,15 @@ class FaultRuleAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         return self.has_module_permission(request)
 
-    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+    def has_add_permission(self, request):
+        # Refused like the command when fault injection is off: a stored rule would silently do nothing.
+        return self.has_module_permission(request) and fault_injection_allowed()
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)  # removing a rule is always safe
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -16,6 +16,14 @@ class CheckoutFaultInjected(FaultInjected):
     default_detail = "A checkout failure was injected (fault rule or CHECKOUT_FAIL_STEP)."
 
 
-class FaultInjectionOff(DomainError):
+class FaultInjectionOff(Exception):
+    """Raised when a rule is set while fault injection is off (DEBUG off, no MALL_ALLOW_FAULT_INJECTION).
+
+    Not a domain error: no API sets rules; the command exits 1 with it, the admin refuses the form.
+    """
+
     code = "fault_injection_off"
-    default_detail = "Fault injection is off: set DJANGO_DEBUG=1 or MALL_ALLOW_FAULT_INJECTION=1."
+    detail = "Fault injection is off: set DJANGO_DEBUG=1 or MALL_ALLOW_FAULT_INJECTION=1."
+
+    def __init__(self):
+        super().__init__(self.detail)

@@ -240,3 +240,12 @@ def test_the_hook_costs_nothing_without_rules(faults_allowed):
         with faults.inject("save_order"):
             pass
     assert time.perf_counter() - started < 1
+
+
+def test_the_admin_refuses_new_rules_while_fault_injection_is_off(settings, client, staff_user):
+    settings.DEBUG = False
+    settings.MALL_ALLOW_FAULT_INJECTION = False
+    client.force_login(staff_user)
+
+    assert client.get("/admin/faults/faultrule/add/").status_code == 403
+    assert client.get("/admin/faults/faultrule/").status_code == 200
