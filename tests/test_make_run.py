@@ -159,6 +159,7 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(
     # The banner names the whole command; the worker starts once the web server answers.
     assert "==> Starting the web server: .venv/bin/python -m gunicorn -c gunicorn.conf.py" in log
     assert log.index("Listening at:") < log.index("==> Starting the task worker") < log.index("The shop is running")
+    assert "    Faults            no fault rules (python manage.py faults)" in log  # the rules in force
     assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
     assert_stopped_gracefully(log, request_spans)
 
