@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "orders",
     "mall.apps.MallConfig",  # the commands that span the apps: seed_demo, check_stock
     "traces",  # the built-in trace store and its views
+    "faults",  # fault rules switched on while the shop runs (manage.py faults)
 ]
 
 MIDDLEWARE = [
@@ -165,8 +166,11 @@ MAX_CART_LINES = 100
 # Attempts of a write that lost a deadlock or a lock wait (checkout, cart, cancel, close, sweep, stock edit):
 # mall.db.retry_on_lock_conflict runs it again, up to this many times in all.
 LOCK_CONFLICT_ATTEMPTS = 3
+# Faults at run time (``manage.py faults``, the admin): refused, and stored rules ignored, unless DEBUG is
+# on or this is set. CHECKOUT_FAIL_STEP is a rule set at start: the named checkout step always fails.
+MALL_ALLOW_FAULT_INJECTION = env_bool("MALL_ALLOW_FAULT_INJECTION", False)
 CHECKOUT_FAIL_STEP = env_str("CHECKOUT_FAIL_STEP") or None
-if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION", False):
+if CHECKOUT_FAIL_STEP and not DEBUG and not MALL_ALLOW_FAULT_INJECTION:
     raise ImproperlyConfigured("CHECKOUT_FAIL_STEP is a demo/test switch; it is refused with DEBUG off")
 # Checkouts per user (DRF rate, e.g. "60/minute"); "off" disables it, e.g. for load tests.
 CHECKOUT_THROTTLE_RATE = env_str("CHECKOUT_THROTTLE_RATE", "60/minute")

@@ -1,3 +1,4 @@
+from faults.errors import CheckoutFaultInjected  # noqa: F401  (raised by the checkout steps)
 from mall.errors import DomainError
 
 
@@ -14,11 +15,3 @@ class IdempotencyKeyReused(DomainError):
 class OrderTooLarge(DomainError):
     code = "order_too_large"
     default_detail = "The order total is larger than the shop accepts."
-
-
-class CheckoutFaultInjected(DomainError):
-    """Raised by the step named in CHECKOUT_FAIL_STEP (demos of error traces, rollback tests)."""
-
-    code = "checkout_fault_injected"
-    default_detail = "A checkout failure was injected (CHECKOUT_FAIL_STEP)."
-    fault = True  # stands for a failure of the shop: traced as an error, not as a refusal

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from opentelemetry import trace
 
+import faults
 from carts.errors import CartEmpty
 from carts.selectors import checked_items_for_checkout
 from carts.services import delete_ordered_items
@@ -26,7 +27,7 @@ from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id, names
 from mall.telemetry.spans import operation_span
 from orders import metrics
-from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending, OrderTooLarge
+from orders.errors import IdempotencyKeyReused, OrderNotPending, OrderTooLarge
 from orders.events import record_closed_events, record_event
 from orders.models import Order, OrderEvent, OrderLine, new_order_no
 from orders.selectors import current_status, overdue_orders
@@ -186,11 +187,11 @@ def _step(name: str) -> Iterator[trace.Span]:
 
 @contextmanager
 def _fault_injection_point(step: str) -> Iterator[None]:
-    """With ``CHECKOUT_FAIL_STEP`` naming ``step`` (a demo and test switch), the step fails at its end:
-    after its writes, so that the rollback of a partial checkout is what gets exercised."""
-    yield
-    if step == settings.CHECKOUT_FAIL_STEP:
-        raise CheckoutFaultInjected(step=step)
+    """The step's fault hook (``faults.inject``): rules set by ``manage.py faults`` or ``CHECKOUT_FAIL_STEP``.
+    An error is raised at the step's end, after its writes, so that the rollback of a partial checkout is
+    what gets exercised."""
+    with faults.inject(step):
+        yield
 
 
 def _record_checkout(*, user, started: float, result: CheckoutResult | None = None, error: Exception | None = None):
@@ -201,6 +202,12 @@ def _record_checkout(*, user, started: float, result: CheckoutResult | None = No
     if result is not None:
         outcome = "placed"
         logger.info("order placed order_no=%s pay_price=%s", result.order.order_no, result.order.pay_price)
+    elif isinstance(error, DomainError) and error.fault:
+        # A failure of the shop (an injected fault), not a refusal: the README keeps "refused" for 4xx.
+        outcome = metrics.CHECKOUT_ERROR
+        logger.error(
+            "checkout failed: injected fault code=%s step=%s user_id=%s", error.code, error.extra.get("step"), user.pk
+        )
     elif isinstance(error, DomainError):
         outcome = error.code if error.code in metrics.CHECKOUT_OUTCOMES else metrics.CHECKOUT_ERROR
         logger.warning("checkout refused code=%s user_id=%s", error.code, user.pk)
@@ -249,7 +256,7 @@ def pay_order(*, order: Order) -> Order:
     with operation_span(tracer, names.PAY_ORDER) as span:
         _name_order(span, order)
         now = timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(), faults.inject(names.PAY_ORDER):
             updated = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING, expires_at__gt=now).update(
                 status=Order.Status.PAID, paid_at=now, updated_at=now
             )
@@ -277,7 +284,7 @@ def cancel_order(*, order: Order, staff_user=None) -> Order:
     with operation_span(tracer, names.CANCEL_ORDER, attributes={names.ORDER_ACTOR: actor}) as span:
         _name_order(span, order)
         now = timezone.now()
-        with transaction.atomic():
+        with transaction.atomic(), faults.inject(names.CANCEL_ORDER):
             if not _end_pending_order(order=order, status=Order.Status.CANCELLED, now=now):
                 raise OrderNotPending(status=current_status(order=order))
             record_event(order=order, kind=OrderEvent.Kind.CANCELLED, at=now, actor=actor, staff_user=staff_user)

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import schedule
 
+import faults
 from mall.db import in_callers_transaction
 from mall.telemetry import flushes_telemetry, format_trace_id, names
 from mall.telemetry.closes import CloseTraces, link_to_checkout, record_batch_close_spans, task_span
@@ -125,7 +126,8 @@ def close_due_orders() -> int:
 def close_order_traced(order_id: int, *, actor: str, traceparent: str = "") -> str:
     """Close one order (``close_order_if_overdue``) in its own trace ``close_unpaid_order``, linked to its checkout."""
     with task_span(names.CLOSE_UNPAID_ORDER, {names.ORDER_ACTOR: actor, names.ORDER_ID: order_id}) as span:
-        order = Order.objects.filter(pk=order_id).first()
+        with faults.inject(names.CLOSE_UNPAID_ORDER):  # an injected error: raised before any write
+            order = Order.objects.filter(pk=order_id).first()
         if order is None:
             outcome = "skipped_missing"
         else:

@@ -67,6 +67,16 @@ def _fresh_timeout_buckets():
     forget_scheduled_buckets()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_fault_rules():
+    """Each process caches the fault rules for a second; a test's rules roll back with its database."""
+    from faults.selectors import forget_cached_rules
+
+    forget_cached_rules()
+    yield
+    forget_cached_rules()
+
+
 @pytest.fixture
 def spans():
     """The spans finished during the test (in-memory exporter)."""

@@ -34,6 +34,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "order_too_large": status.HTTP_400_BAD_REQUEST,
     "checkout_fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
+    # faults (manage.py faults set pay_order|cancel_order|close_unpaid_order --error)
+    "fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
     # log-in (mall.auth)
     "login_locked": status.HTTP_429_TOO_MANY_REQUESTS,
 }

@@ -28,6 +28,7 @@ GRPC_STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
     "idempotency_key_reused": grpc.StatusCode.ALREADY_EXISTS,
     "order_too_large": grpc.StatusCode.INVALID_ARGUMENT,
     "checkout_fault_injected": grpc.StatusCode.UNAVAILABLE,
+    "fault_injected": grpc.StatusCode.UNAVAILABLE,
     # log-in (mall.auth)
     "login_locked": grpc.StatusCode.RESOURCE_EXHAUSTED,
     # the transport's own refusals (orders.grpc.servicer)

@@ -69,15 +69,12 @@ def test_a_placed_order_is_logged_with_its_order_no_in_the_checkout_span(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("refusal", ["cart_empty", "insufficient_stock", "checkout_fault_injected"])
+@pytest.mark.parametrize("refusal", ["cart_empty", "insufficient_stock"])
 def test_a_refused_checkout_is_logged_with_its_code_in_the_checkout_span(
     api, user, goods_in_stock, address, settings, spans, shop_logs, refusal
 ):
     if refusal == "insufficient_stock":
         fill_cart(user, (goods_in_stock(stock=1), 2))
-    elif refusal == "checkout_fault_injected":
-        fill_cart(user, (goods_in_stock(), 1))
-        settings.CHECKOUT_FAIL_STEP = "save_order_goods"
 
     response = api.post("/api/orders/", address, format="json")
 

@@ -164,6 +164,7 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(
     assert log.index("Listening at:") < log.index("==> Starting the task worker") < log.index("The shop is running")
     assert "==> Starting the gRPC order service: .venv/bin/python manage.py grpcserver" in log
     assert "    gRPC              127.0.0.1:" in log
+    assert "    Faults            no fault rules (python manage.py faults)" in log  # the rules in force
     assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
     # Spans go to an OTLP endpoint here, so the built-in store is off: the banner names the exporter.
     assert "    Jaeger            http://localhost:16686 (spans exported to http://127.0.0.1:" in log

@@ -54,6 +54,7 @@ def test_the_allowed_imports_have_no_cycle():
 
 def _domain_errors() -> list[type[DomainError]]:
     import carts.errors  # noqa: F401 - importing them registers the subclasses
+    import faults.errors  # noqa: F401
     import goods.errors  # noqa: F401
     import inventory.errors  # noqa: F401
     import mall.auth  # noqa: F401
@@ -98,13 +99,17 @@ def test_steps_of_a_callers_transaction_refuse_to_run_on_their_own():
             step()
 
 
-# The lab's one door into manage.py: the command that places test orders drives the load generator.
-PERF_DOOR = {"mall/management/commands/place_test_orders.py": "perf.loadgen"}
+# The lab's doors into manage.py: the commands that place test orders (place_test_orders, and the diagnosis
+# scenarios of `manage.py scenario`) drive the load generator, and nothing else of the lab.
+PERF_DOOR = {
+    "mall/management/commands/place_test_orders.py": "perf.loadgen",
+    "faults/scenarios.py": "perf.loadgen",
+}
 
 
 def test_no_product_module_imports_the_perf_package():
     importers: dict[str, set[str]] = {}
-    for app in ("goods", "inventory", "carts", "orders", "mall"):
+    for app in ("goods", "inventory", "carts", "orders", "mall", "traces", "faults"):
         for path in sorted((REPO / app).rglob("*.py")):
             relative = str(path.relative_to(REPO))
             for node in ast.walk(ast.parse(path.read_text(), filename=relative)):
