@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from faults.services import clear_faults, set_fault
-from tests import test_browser as browser_setup
+from tests.e2e import test_browser as browser_setup
 from tests.support import shop_env, shop_server, wait_until
 
 browser = browser_setup.browser
