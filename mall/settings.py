@@ -219,6 +219,8 @@ except ValueError:
     raise ImproperlyConfigured(
         "MALL_TRACE_STORE_RETENTION (seconds) and MALL_TRACE_STORE_MAX_SPANS must be whole numbers"
     ) from None
+# Client address and port, User-Agent and URL query strings in spans (stored and exported): off unless 1.
+MALL_TRACE_PERSONAL_DATA = env_bool("MALL_TRACE_PERSONAL_DATA", False)
 
 
 # --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off
