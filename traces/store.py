@@ -148,8 +148,9 @@ class TraceStoreExporter(SpanExporter):
                 connection.close_if_unusable_or_obsolete()  # this thread's connection: as a request would
                 # One executemany (MySQLdb sends one multi-row INSERT) in one short transaction: Django's
                 # bulk_create would spend most of the store's CPU preparing each field of each row.
-                with transaction.atomic(), connection.cursor() as cursor:
+                with connection.cursor() as cursor:  # before the transaction: SQLite's BEGIN takes the lock
                     _bound_lock_wait(cursor, connection.vendor, self.lock_wait)
+                with transaction.atomic(), connection.cursor() as cursor:
                     cursor.executemany(_insert_statement(connection), rows)
                     if outage is not None:
                         _record_outage(outage)
