@@ -153,19 +153,27 @@ def fill_store(count: int) -> None:
 
 
 @pytest.mark.slow
-def test_no_checkout_waits_long_behind_a_prune_of_150000_spans(api, user, goods_in_stock, address):
+def test_no_checkout_waits_long_behind_a_prune_of_150000_spans(api, user, goods_in_stock, address, settings):
+    settings.CHECKOUT_THROTTLE_RATE = None  # one user checks out for as long as the prune runs
     fill_store(STORED)
     goods = goods_in_stock(stock=10_000)
     exporter = TraceStoreExporter(retention=24 * 3600, max_spans=1000)
     pruned, latencies = threading.Event(), []
 
+    def checkout() -> None:
+        fill_cart(user, (goods, 1))
+        began = time.perf_counter()
+        response = api.post("/api/orders/", address, format="json")
+        latencies.append(time.perf_counter() - began)
+        assert response.status_code == 201, response.content
+
+    for _ in range(60):  # the same checkouts without a prune: this machine's own spread
+        checkout()
+    baseline, latencies = latencies, []
+
     def checkouts():
         while not pruned.is_set():
-            fill_cart(user, (goods, 1))
-            began = time.perf_counter()
-            response = api.post("/api/orders/", address, format="json")
-            latencies.append(time.perf_counter() - began)
-            assert response.status_code == 201, response.content
+            checkout()
 
     def prune():
         try:
@@ -175,15 +183,17 @@ def test_no_checkout_waits_long_behind_a_prune_of_150000_spans(api, user, goods_
 
     run_concurrently(lambda role: checkouts() if role == "checkouts" else prune(), ["checkouts", "prune"])
 
-    worst = max(latencies)
+    worst, worst_alone = max(latencies), max(baseline)
     print(
-        f"\n{connection.vendor}: {len(latencies)} checkouts during the prune of {STORED} spans; "
-        f"worst {worst * 1000:.0f} ms, median {statistics.median(latencies) * 1000:.0f} ms"
+        f"\n{connection.vendor}: {len(latencies)} checkouts during the prune of {STORED} spans: worst "
+        f"{worst * 1000:.0f} ms, median {statistics.median(latencies) * 1000:.0f} ms; without a prune: worst "
+        f"{worst_alone * 1000:.0f} ms, median {statistics.median(baseline) * 1000:.0f} ms"
     )
     assert TraceSpan.objects.count() <= 1000
     assert len(latencies) >= 5  # the checkouts really ran alongside the prune
-    # ≤ 100 ms on an idle machine; generous for a shared one, far below the one-transaction prune's 0.8-1.2 s.
-    assert worst < 0.5
+    # ≤ 100 ms behind the prune on an idle machine; on a shared one the checkouts' own spread is allowed on top.
+    # One transaction deleting it all held a checkout for 0.8-1.2 s on SQLite.
+    assert worst < worst_alone + 0.3
 
 
 # --- 3. No silent loss --------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ SCHEDULE_DELAY_MILLIS = 1000  # a trace shows up in the view about a second afte
 MAX_ATTRIBUTE_LENGTH = 4000  # characters of one string attribute (long SQL statements)
 PRUNE_CHUNK = 1000  # rows deleted in one transaction of a prune
 PRUNE_PAUSE = 0.005  # seconds between two chunks of a prune
+# SQLite: a writer waiting for the database polls it at most 100 ms apart (its busy handler's longest sleep),
+# so a shorter pause between two chunks may never be seen by it.
+SQLITE_PRUNE_PAUSE = 0.11
 LOCK_WAIT_SECONDS = 2  # the longest a write of the store waits for a lock
 RETRY_INTERVAL = 5.0  # seconds a failing store drops batches before it tries the database again
 SHUTDOWN_TIMEOUT = 3  # seconds a stopping process waits for the store's last export
@@ -219,8 +222,9 @@ class TraceStoreExporter(SpanExporter):
 
     def _delete_chunks(self, spans, *, limit: int | None = None) -> int:
         """Delete the oldest of ``spans`` (all, or ``limit``), ``chunk`` rows per transaction."""
-        from django.db import transaction
+        from django.db import connection, transaction
 
+        pause = SQLITE_PRUNE_PAUSE if connection.vendor == "sqlite" else PRUNE_PAUSE
         deleted = 0
         while limit is None or deleted < limit:
             size = self.chunk if limit is None else min(self.chunk, limit - deleted)
@@ -231,7 +235,10 @@ class TraceStoreExporter(SpanExporter):
             with transaction.atomic():
                 gone, _ = spans.model.objects.filter(id__in=ids).delete()
             deleted += gone
-            time.sleep(PRUNE_PAUSE)  # not synchronisation: lets a waiting writer take the lock
+            if connection.vendor == "sqlite":  # the prune's pages, written back by the prune (not by a checkout's commit)
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            time.sleep(pause)  # not synchronisation: lets a waiting writer take the lock
         return deleted
 
     def shutdown(self) -> None:
