@@ -210,12 +210,11 @@ class TraceStoreExporter(SpanExporter):
                 (newest,) = cursor.fetchone()
             count = TraceSpan.objects.count()
             if count > keep:
-                order_traces = TraceSpan.objects.exclude(order_no="").values("trace_id")
-                deleted += self._delete_chunks(TraceSpan.objects.exclude(trace_id__in=order_traces), limit=count - keep)
-                count = TraceSpan.objects.count()
-            if count > keep:
-                deleted += self._delete_chunks(TraceSpan.objects.all(), limit=count - keep)
-                count = keep
+                excess, order_traces = count - keep, TraceSpan.objects.exclude(order_no="").values("trace_id")
+                gone = self._delete_chunks(TraceSpan.objects.exclude(trace_id__in=order_traces), limit=excess)
+                if gone < excess:  # only orders' traces are left to choose from
+                    gone += self._delete_chunks(TraceSpan.objects.all(), limit=excess - gone)
+                deleted, count = deleted + gone, keep
         # Rows this process does not see deleted (another's prune) only lower the count.
         self._prune_above_id = (newest or 0) + max(self.max_spans - count, 0)
         return deleted
@@ -235,7 +234,7 @@ class TraceStoreExporter(SpanExporter):
             with transaction.atomic():
                 gone, _ = spans.model.objects.filter(id__in=ids).delete()
             deleted += gone
-            if connection.vendor == "sqlite":  # the prune's pages, written back by the prune (not by a checkout's commit)
+            if connection.vendor == "sqlite":  # its pages written back by the prune, not by a checkout's commit
                 with connection.cursor() as cursor:
                     cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
             time.sleep(pause)  # not synchronisation: lets a waiting writer take the lock
