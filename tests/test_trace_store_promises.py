@@ -13,6 +13,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from mall.telemetry.privacy import PERSONAL_ATTRIBUTES
 from tests.factories import TEST_PASSWORD, UserFactory, fill_cart
 from tests.support import mariadb_sessions, read_log, run_concurrently, shop_env, shop_server, wait_until
 from traces.models import DroppedSpans, TraceSpan
@@ -298,3 +299,27 @@ def test_a_server_with_a_stuck_store_stops_within_five_seconds(tmp_path):
     print(f"\nstopped in {stopped_in:.1f} s with the store's table locked")
     assert stopped_in < 5 + 2  # bounded lock wait and shutdown; the server's graceful timeout is 10 s
     assert "trace store: could not write" in read_log(tmp_path, "gunicorn")
+
+
+# --- 4. No personal data by default -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_no_client_address_user_agent_or_query_value_is_stored_or_exported(otlp_receiver, tmp_path):
+    env = store_env(OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.grpc_endpoint, OTEL_BSP_SCHEDULE_DELAY="200")
+    with shop_server(env=env, log_dir=tmp_path) as base_url:
+        answer = requests.get(f"{base_url}/api/goods/?api_key={SECRET}", headers={"User-Agent": USER_AGENT}, timeout=30)
+        assert answer.status_code == 200
+        exported = wait_for(
+            lambda: [s for s in otlp_receiver.spans_named("GET api/goods/") if s.attributes.get("http.target")],
+            timeout=30, what="the exported server span", log_dir=tmp_path,
+        )  # fmt: skip
+        stored = wait_for(
+            lambda: list(TraceSpan.objects.filter(trace_id=exported[0].trace_id, entry=True)),
+            timeout=30, what="the stored server span", log_dir=tmp_path,
+        )  # fmt: skip
+    for attributes in (exported[0].attributes, stored[0].detail["attributes"]):
+        assert not PERSONAL_ATTRIBUTES & set(attributes), attributes
+        assert attributes["http.target"] == "/api/goods/"  # the path stays, the query goes
+        values = " ".join(str(value) for value in attributes.values())
+        assert SECRET not in values and "PrivateBrowser" not in values  # (the client is 127.0.0.1, as the server)
