@@ -192,6 +192,8 @@ MALL_TRACE_STORE = env_bool("MALL_TRACE_STORE", not _OTLP_ENDPOINT)
 # Its bounds, kept by the store itself: spans older than this many seconds, and beyond this many spans, go.
 MALL_TRACE_STORE_RETENTION = env_int("MALL_TRACE_STORE_RETENTION", 24 * 3600)  # seconds
 MALL_TRACE_STORE_MAX_SPANS = env_int("MALL_TRACE_STORE_MAX_SPANS", 200_000)
+# Client address and port, User-Agent and URL query strings in spans (stored and exported): off unless 1.
+MALL_TRACE_PERSONAL_DATA = env_bool("MALL_TRACE_PERSONAL_DATA", False)
 
 
 # Upstream's SQL commenter (DjangoInstrumentor's is_sql_commentor_enabled): appends the route, the view and

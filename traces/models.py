@@ -32,3 +32,19 @@ class TraceSpan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.trace_id})"
+
+
+class DroppedSpans(models.Model):
+    """Spans one process's trace store could not write during one outage, recorded when it wrote again."""
+
+    since = models.DateTimeField(help_text="the first lost batch")
+    until = models.DateTimeField(help_text="when the store wrote again")
+    count = models.PositiveIntegerField()
+    error = models.CharField(max_length=500, help_text="the error that began the outage")
+    pid = models.PositiveIntegerField(help_text="the process whose spans were lost")
+
+    class Meta:
+        verbose_name_plural = "dropped spans"
+
+    def __str__(self) -> str:
+        return f"{self.count} spans dropped since {self.since}"

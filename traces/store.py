@@ -4,16 +4,19 @@ A ``BatchSpanProcessor`` hands the spans to :class:`TraceStoreExporter` in its o
 never waits for the store: the thread writes each batch in one short transaction of its own database
 connection (Django's connections are per thread: never inside a checkout's transaction), with
 instrumentation suppressed so the store does not trace its own writes. The store keeps itself
-bounded: at most once a minute it deletes spans older than the retention and the oldest beyond the
-maximum count. Read by the staff trace view (``traces.views``).
+bounded at every moment (see :class:`TraceStoreExporter`). Read by the staff trace view (``traces.views``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -26,6 +29,15 @@ logger = logging.getLogger(__name__)
 PRUNE_INTERVAL = 60.0  # seconds between two prunes of one process
 SCHEDULE_DELAY_MILLIS = 1000  # a trace shows up in the view about a second after it ended
 MAX_ATTRIBUTE_LENGTH = 4000  # characters of one string attribute (long SQL statements)
+PRUNE_CHUNK = 1000  # rows deleted in one transaction of a prune
+PRUNE_PAUSE = 0.005  # seconds between two chunks of a prune
+# SQLite: a writer waiting for the database polls it at most 100 ms apart (its busy handler's longest sleep),
+# so a shorter pause between two chunks may never be seen by it.
+SQLITE_PRUNE_PAUSE = 0.11
+LOCK_WAIT_SECONDS = 2  # the longest a write of the store waits for a lock
+RETRY_INTERVAL = 5.0  # seconds a failing store drops batches before it tries the database again
+SHUTDOWN_TIMEOUT = 3  # seconds a stopping process waits for the store's last export
+DROPPED_SPANS_METRIC = "mall.trace_store.dropped_spans"
 
 
 def _value(value):
@@ -93,49 +105,139 @@ def _insert_statement(connection) -> str:
 
 
 class TraceStoreExporter(SpanExporter):
-    """Writes span batches to the ``TraceSpan`` table and keeps it bounded (``retention`` s, ``max_spans``)."""
+    """Writes span batches to the ``TraceSpan`` table and keeps it bounded (``retention`` s, ``max_spans``).
 
-    def __init__(self, *, retention: float, max_spans: int, prune_interval: float = PRUNE_INTERVAL):
+    The bound holds after every batch, not only on the timer: after each write one cheap look at the
+    newest id tells whether the rows written since this process's last prune could have taken the
+    table past ``max_spans``; then it prunes at once, down to a low-water mark so that the next prune
+    is a while away. When it must choose, it deletes the oldest spans of traces that touched no order
+    (anonymous browsing, health checks) before any span of an order's trace.
+
+    A batch that cannot be written is counted (``mall.trace_store.dropped_spans`` and, once the store
+    works again, a ``DroppedSpans`` row for the staff view); the log names the error once per outage
+    and says when it recovers. While failing, batches within ``retry_interval`` of the last failure are
+    dropped without touching the database, and each write waits at most ``lock_wait`` seconds for a
+    lock: a stuck store cannot hold up a flush or a shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        retention: float,
+        max_spans: int,
+        prune_interval: float = PRUNE_INTERVAL,
+        chunk: int = PRUNE_CHUNK,
+        lock_wait: int = LOCK_WAIT_SECONDS,
+        retry_interval: float = RETRY_INTERVAL,
+    ):
         self.retention, self.max_spans, self.prune_interval = retention, max_spans, prune_interval
+        self.chunk, self.lock_wait, self.retry_interval = chunk, lock_wait, retry_interval
         self._next_prune = 0.0  # the first batch prunes: a process restarted often still keeps the bound
-        self._failing = False
+        self._prune_above_id: int | None = None  # a newest id above this may mean more than max_spans rows
+        self._outage: _Outage | None = None
+        self._dropped = _dropped_spans_counter()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         from django.db import DatabaseError, connection, transaction
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
         rows = [span_row(span) for span in spans]
+        outage = self._outage
+        if outage is not None and time.monotonic() < outage.retry_at:
+            self._drop(len(rows), None)
+            return SpanExportResult.FAILURE
         try:
             with suppress_instrumentation():
                 connection.close_if_unusable_or_obsolete()  # this thread's connection: as a request would
                 # One executemany (MySQLdb sends one multi-row INSERT) in one short transaction: Django's
                 # bulk_create would spend most of the store's CPU preparing each field of each row.
+                with connection.cursor() as cursor:  # before the transaction: SQLite's BEGIN takes the lock
+                    _bound_lock_wait(cursor, connection.vendor, self.lock_wait)
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.executemany(_insert_statement(connection), rows)
-                if time.monotonic() >= self._next_prune:
+                    if outage is not None:
+                        _record_outage(outage)
+                    cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(_table())}")
+                    (newest,) = cursor.fetchone()
+                if outage is not None:
+                    self._outage = None
+                    logger.warning(
+                        "trace store: writing again; %s spans dropped since %s (%s)",
+                        outage.count, outage.since.isoformat(timespec="seconds"), outage.error,
+                    )  # fmt: skip
+                if time.monotonic() >= self._next_prune or (
+                    self._prune_above_id is None or (newest or 0) > self._prune_above_id
+                ):
                     self.prune()
         except DatabaseError as exc:
-            if not self._failing:  # once until it works again, not once per batch
-                logger.warning("trace store: could not write %s spans (%s); is the database migrated?", len(rows), exc)
-            self._failing = True
+            self._drop(len(rows), exc)
             return SpanExportResult.FAILURE
-        self._failing = False
         return SpanExportResult.SUCCESS
 
+    def _drop(self, count: int, exc: Exception | None) -> None:
+        """Count ``count`` spans as lost; log the error when an outage begins."""
+        self._dropped.add(count)
+        if self._outage is None:
+            error = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
+            self._outage = _Outage(since=datetime.now(UTC), error=error[:500])
+            logger.warning(
+                "trace store: could not write %s spans (%s); dropping spans and counting them until it can "
+                "(a missing table: run `manage.py migrate`)",
+                count, error,
+            )  # fmt: skip
+        self._outage.count += count
+        self._outage.retry_at = time.monotonic() + self.retry_interval
+
     def prune(self) -> int:
-        """Delete spans past the retention and the oldest beyond ``max_spans``; returns how many went."""
-        from django.db import transaction
+        """Delete spans past the retention, then the oldest beyond the low-water mark, in short chunks.
+
+        Returns how many went. Each chunk is its own transaction, with a pause between two chunks, so a
+        checkout waiting for the database's write lock (SQLite) gets it between them.
+        """
+        from django.db import connection
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        from traces.models import TraceSpan
+        from traces.models import DroppedSpans, TraceSpan
 
         self._next_prune = time.monotonic() + self.prune_interval
-        with suppress_instrumentation(), transaction.atomic():
-            deleted, _ = TraceSpan.objects.filter(start_ns__lt=time.time_ns() - int(self.retention * 1e9)).delete()
-            newest = TraceSpan.objects.order_by("-id").values_list("id", flat=True).first()
-            if newest is not None and newest > self.max_spans:
-                beyond, _ = TraceSpan.objects.filter(id__lte=newest - self.max_spans).delete()
-                deleted += beyond
+        keep = self.max_spans - self.max_spans // 10  # the low-water mark
+        with suppress_instrumentation():
+            cutoff = time.time_ns() - int(self.retention * 1e9)
+            deleted = self._delete_chunks(TraceSpan.objects.filter(start_ns__lt=cutoff))
+            DroppedSpans.objects.filter(until__lt=datetime.fromtimestamp(cutoff / 1e9, tz=UTC)).delete()
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(_table())}")
+                (newest,) = cursor.fetchone()
+            count = TraceSpan.objects.count()
+            if count > keep:
+                excess, order_traces = count - keep, TraceSpan.objects.exclude(order_no="").values("trace_id")
+                gone = self._delete_chunks(TraceSpan.objects.exclude(trace_id__in=order_traces), limit=excess)
+                if gone < excess:  # only orders' traces are left to choose from
+                    gone += self._delete_chunks(TraceSpan.objects.all(), limit=excess - gone)
+                deleted, count = deleted + gone, keep
+        # Rows this process does not see deleted (another's prune) only lower the count.
+        self._prune_above_id = (newest or 0) + max(self.max_spans - count, 0)
+        return deleted
+
+    def _delete_chunks(self, spans, *, limit: int | None = None) -> int:
+        """Delete the oldest of ``spans`` (all, or ``limit``), ``chunk`` rows per transaction."""
+        from django.db import connection, transaction
+
+        pause = SQLITE_PRUNE_PAUSE if connection.vendor == "sqlite" else PRUNE_PAUSE
+        deleted = 0
+        while limit is None or deleted < limit:
+            size = self.chunk if limit is None else min(self.chunk, limit - deleted)
+            # Ids first, then a delete by id: MariaDB cannot delete from a table its subquery reads.
+            ids = list(spans.order_by("id").values_list("id", flat=True)[:size])
+            if not ids:
+                break
+            with transaction.atomic():
+                gone, _ = spans.model.objects.filter(id__in=ids).delete()
+            deleted += gone
+            if connection.vendor == "sqlite":  # its pages written back by the prune, not by a checkout's commit
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            time.sleep(pause)  # not synchronisation: lets a waiting writer take the lock
         return deleted
 
     def shutdown(self) -> None:
@@ -145,6 +247,60 @@ class TraceStoreExporter(SpanExporter):
         return True
 
 
+@dataclass
+class _Outage:
+    since: datetime
+    error: str
+    count: int = 0
+    retry_at: float = 0.0
+
+
+def _record_outage(outage: _Outage) -> None:
+    from traces.models import DroppedSpans
+
+    DroppedSpans.objects.create(
+        since=outage.since, until=datetime.now(UTC), count=outage.count, error=outage.error, pid=os.getpid()
+    )
+
+
+def _table() -> str:
+    from traces.models import TraceSpan
+
+    return TraceSpan._meta.db_table
+
+
+def _bound_lock_wait(cursor, vendor: str, seconds: int) -> None:
+    """Make this connection wait at most ``seconds`` for a lock (a table locked by another session)."""
+    if vendor == "mysql":
+        cursor.execute(f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}")
+    elif vendor == "sqlite":
+        cursor.execute(f"PRAGMA busy_timeout = {seconds * 1000}")
+
+
+def _dropped_spans_counter():
+    from opentelemetry import metrics
+
+    return metrics.get_meter("mall.traces").create_counter(
+        DROPPED_SPANS_METRIC, unit="{span}", description="Spans the built-in trace store could not write"
+    )
+
+
+class TraceStoreProcessor(BatchSpanProcessor):
+    """The store's batching processor, whose shutdown waits at most ``SHUTDOWN_TIMEOUT`` seconds.
+
+    The SDK's own waits up to 30 s for its export thread; a process stopping with a stuck store
+    must not wait that long (its unsent spans are lost either way).
+    """
+
+    def shutdown(self) -> None:
+        stopping = threading.Thread(target=super().shutdown, name="mall-trace-store-shutdown", daemon=True)
+        stopping.start()
+        stopping.join(SHUTDOWN_TIMEOUT)
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        return super().force_flush(min(timeout_millis or SHUTDOWN_TIMEOUT * 1000, SHUTDOWN_TIMEOUT * 1000))
+
+
 def trace_store_processor() -> BatchSpanProcessor:
     """The span processor of the store, bounded by ``MALL_TRACE_STORE_RETENTION`` / ``_MAX_SPANS``."""
     from django.conf import settings
@@ -152,4 +308,4 @@ def trace_store_processor() -> BatchSpanProcessor:
     exporter = TraceStoreExporter(
         retention=settings.MALL_TRACE_STORE_RETENTION, max_spans=settings.MALL_TRACE_STORE_MAX_SPANS
     )
-    return BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MILLIS)
+    return TraceStoreProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MILLIS)

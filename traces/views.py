@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Min, Sum
 from django.http import Http404
 from django.template.response import TemplateResponse
 
-from traces.models import TraceSpan
+from traces.models import DroppedSpans, TraceSpan
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 RECENT_TRACES = 100
@@ -55,6 +56,7 @@ def trace_list(request):
         "order_no": order_no,
         "rows": rows,
         "limit": RECENT_TRACES,
+        "dropped": DroppedSpans.objects.aggregate(count=Sum("count"), since=Min("since")),
     }
     return TemplateResponse(request, "traces/trace_list.html", context)
 

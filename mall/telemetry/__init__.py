@@ -162,12 +162,12 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     sampler = build_sampler()
     tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     exporter = build_span_exporter()
-    if exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    processors = [BatchSpanProcessor(exporter)] if exporter is not None else []
     if _trace_store_enabled(trace_store):
         from traces.store import trace_store_processor
 
-        tracer_provider.add_span_processor(trace_store_processor())
+        processors.append(trace_store_processor())
+    tracer_provider.add_span_processor(_personal_data_policy(processors))
     trace.set_tracer_provider(tracer_provider)
 
     from opentelemetry.sdk.metrics import MeterProvider
@@ -198,6 +198,22 @@ def _trace_store_enabled(trace_store: bool | None) -> bool:
     from django.conf import settings
 
     return settings.MALL_TRACE_STORE
+
+
+def _personal_data_policy(processors: list):
+    """All span processors behind one that removes personal data, unless ``MALL_TRACE_PERSONAL_DATA``."""
+    from django.conf import settings
+
+    from mall.telemetry.privacy import WithoutPersonalData
+
+    if settings.MALL_TRACE_PERSONAL_DATA:
+        from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+        everything = SynchronousMultiSpanProcessor()
+        for processor in processors:
+            everything.add_span_processor(processor)
+        return everything
+    return WithoutPersonalData(processors)
 
 
 def _sqlcommenter_enabled() -> bool:
