@@ -143,7 +143,11 @@ PARAMS = {
     "cart_checked_locked": lambda s: (True, s.user_id),
     "goods_for_sale": lambda s: (True, *set(_ids(s))),
     "stock_locked": lambda s: tuple(_ids(s)),
-    "stock_update": lambda s: (*[value for goods_id, nums in s.lines for value in (goods_id, -nums)], *_ids(s)),
+    "stock_update": lambda s: (
+        *[value for goods_id, nums in s.lines for value in (goods_id, -nums)],
+        s.now,  # updated_at
+        *_ids(s),
+    ),
     "cart_delete": lambda s: tuple(s.cart_ids),
 }
 

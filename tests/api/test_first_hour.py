@@ -121,4 +121,4 @@ def test_the_trace_view_the_banner_names_is_the_staff_trace_list(client, staff_u
     response = client.get(url.removeprefix(BASE_URL))
 
     assert response.status_code == 200
-    assert response.templates[0].name.startswith("telemetry/")
+    assert response.templates[0].name.startswith("traces/")
