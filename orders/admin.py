@@ -2,9 +2,9 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from mall.telemetry.links import order_traces_url, trace_url
-from orders.errors import OrderNotPending
+from orders.errors import OrderEnded, OrderNotPending
 from orders.models import Order, OrderEvent, OrderLine
-from orders.services import cancel_order
+from orders.services import STAFF_EDITABLE_FIELDS, cancel_order, edit_order
 
 
 def _trace_link(trace_id: str, text: str = "Open trace"):
@@ -69,7 +69,20 @@ class OrderAdmin(admin.ModelAdmin):
         "all_traces",
         "idempotency_key",
     ]
-    fields = readonly_fields + ["address", "signer_name", "signer_mobile", "post", "note"]
+    fields = readonly_fields + list(STAFF_EDITABLE_FIELDS)
+
+    def save_model(self, request, obj, form, change):
+        """Write only the fields the form changed, through ``edit_order`` (row lock, ``edited`` event):
+        a full-row save would write back a status read before a pay or close committed."""
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in STAFF_EDITABLE_FIELDS}
+        try:
+            edit_order(order=obj, staff_user=request.user, changes=changes)
+        except OrderEnded as exc:
+            obj.refresh_from_db()
+            self.message_user(request, str(exc.detail), messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the inlines are read-only; nothing of theirs is written
 
     @admin.display(description="trace")
     def open_trace(self, order):

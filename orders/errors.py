@@ -22,3 +22,8 @@ class CheckoutFaultInjected(DomainError):
     code = "checkout_fault_injected"
     default_detail = "A checkout failure was injected (CHECKOUT_FAIL_STEP)."
     fault = True  # stands for a failure of the shop: traced as an error, not as a refusal
+
+
+class OrderEnded(DomainError):
+    code = "order_ended"
+    default_detail = "The order has ended: only its note can be changed."

@@ -31,6 +31,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": status.HTTP_404_NOT_FOUND,  # a cart line a checkout took meanwhile
     # orders
     "order_not_pending": status.HTTP_409_CONFLICT,
+    "order_ended": status.HTTP_409_CONFLICT,
     "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "order_too_large": status.HTTP_400_BAD_REQUEST,
     "checkout_fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
