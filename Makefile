@@ -38,7 +38,7 @@ run:
 
 # The test tools are installed once, again only when a lock changes (a stamp per flavour).
 DEV_STAMP := $(VENV)/.mall-dev-deps$(if $(findstring mysql,$(DATABASE_URL)),-mysql).stamp
-$(DEV_STAMP): requirements.lock requirements-dev.lock requirements-mysql.lock | $(PY)
+$(DEV_STAMP): requirements.lock requirements-perf.lock requirements-dev.lock requirements-mysql.lock | $(PY)
 	$(MAKE) --no-print-directory deps-dev
 	@touch $@
 
@@ -57,3 +57,8 @@ lint: $(DEV_STAMP)
 .PHONY: mutants
 mutants:
 	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
+
+# The performance lab (perf/; docs/PERFORMANCE.md): the bench's smoke run. Full run: .venv/bin/python -m perf bench
+.PHONY: bench
+bench: $(DEV_STAMP)
+	$(PY) -m perf bench --quick

@@ -10,24 +10,26 @@ created in each worker after the fork, not in the master (a gRPC channel does no
 
 import os
 
-from mall.startup import load_settings_or_exit
+from mall.env import env_int, env_str
+from mall.startup import exit_on_configuration_error, load_settings_or_exit
 
 # In the master, before any worker: a misconfiguration stops gunicorn with one line naming the
 # variable, instead of workers failing to boot one after another.
 load_settings_or_exit()
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 # One thread per worker by default: the shop is CPU-bound on a nearby database, and in one process the
 # threads only queue for the GIL. Measured on 2 cores (docs/PERFORMANCE.md), 2 workers × 1 thread
 # served ~25 % more checkouts than 2 × 4, with a 30–40 % lower p99. Raise GUNICORN_THREADS when the
 # database is far away (threads overlap its round trips). gthread even with one thread: keep-alive,
 # and idle or slow connections wait in the worker's poller rather than occupy its thread.
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+with exit_on_configuration_error():
+    bind = env_str("GUNICORN_BIND") or "127.0.0.1:8000"
+    workers = env_int("GUNICORN_WORKERS", 2, minimum=1)
+    threads = env_int("GUNICORN_THREADS", 1, minimum=1)
+    timeout = env_int("GUNICORN_TIMEOUT", 30)  # 0: no timeout (gunicorn's meaning)
+    accesslog = env_str("GUNICORN_ACCESSLOG") or None
 worker_class = "gthread"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 15  # a worker's final span flush has this long after SIGTERM
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 preload_app = False  # see the module docstring: telemetry starts after the fork
 # gunicorn >= 25.1's runtime control socket sits at one path per user (~/.gunicorn/gunicorn.ctl), which
 # several servers on one host (tests, benchmarks) would take from each other; nothing here uses it.

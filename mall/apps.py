@@ -13,3 +13,9 @@ class MallConfig(AppConfig):
 
     name = "mall"
     verbose_name = "mall"
+
+    def ready(self) -> None:
+        from mall.patches import apply_patches
+        from mall.telemetry import workers  # noqa: F401 (connects the task workers' telemetry set-up)
+
+        apply_patches()  # fails here, at start-up, when an upgrade removed a patched attribute

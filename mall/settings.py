@@ -5,28 +5,17 @@ insecure key is used. With a secret key set (production), DEBUG defaults off and
 enforced unless ``DJANGO_SECURE_SSL_REDIRECT=0``.
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mall.env import env_bool, env_choice, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 DEV_CHECKOUT = not SECRET_KEY
 if DEV_CHECKOUT:
     SECRET_KEY = "django-insecure-development-only-key-set-DJANGO_SECRET_KEY-in-production"
@@ -53,7 +42,7 @@ INSTALLED_APPS = [
     "carts",
     "orders",
     "mall.apps.MallConfig",  # the commands that span the apps: seed_demo, check_stock
-    "mall.telemetry",
+    "traces",  # the built-in trace store and its views
 ]
 
 MIDDLEWARE = [
@@ -89,26 +78,6 @@ TEMPLATES = [
 ]
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    """An integer setting; anything else is a configuration error naming the variable."""
-    value = os.environ.get(name, "").strip() or str(default)
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or number < minimum:
-        raise ImproperlyConfigured(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return number
-
-
-def env_choice(name: str, choices: set[str], default: str = "") -> str:
-    """A lower-cased choice among ``choices`` (a comma list takes its first item, as the OTel SDK does)."""
-    value = os.environ.get(name, "").strip().lower().split(",")[0].strip() or default
-    if value and value not in choices:
-        raise ImproperlyConfigured(f"{name}={value!r} is not one of: {', '.join(sorted(choices))}")
-    return value
-
-
 def database_from_url(url: str) -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
@@ -142,7 +111,7 @@ def database_from_url(url: str) -> dict:
     return config
 
 
-DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {"default": database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -195,43 +164,28 @@ MAX_CART_LINES = 100
 # Attempts of a write that lost a deadlock or a lock wait (checkout, cart, cancel, close, sweep, stock edit):
 # mall.db.retry_on_lock_conflict runs it again, up to this many times in all.
 LOCK_CONFLICT_ATTEMPTS = 3
-CHECKOUT_FAIL_STEP = os.environ.get("CHECKOUT_FAIL_STEP", "").strip() or None
+CHECKOUT_FAIL_STEP = env_str("CHECKOUT_FAIL_STEP") or None
 if CHECKOUT_FAIL_STEP and not DEBUG and not env_bool("MALL_ALLOW_FAULT_INJECTION", False):
     raise ImproperlyConfigured("CHECKOUT_FAIL_STEP is a demo/test switch; it is refused with DEBUG off")
 # Checkouts per user (DRF rate, e.g. "60/minute"); "off" disables it, e.g. for load tests.
-CHECKOUT_THROTTLE_RATE = os.environ.get("CHECKOUT_THROTTLE_RATE", "60/minute").strip()
+CHECKOUT_THROTTLE_RATE = env_str("CHECKOUT_THROTTLE_RATE", "60/minute")
 if CHECKOUT_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     CHECKOUT_THROTTLE_RATE = None
 # --- Following orders: "Open trace" links go to Jaeger when JAEGER_UI_URL is set (e.g. http://localhost:16686),
 # else to the built-in trace view (/admin/traces/) when the trace store is on, else nowhere.
-JAEGER_UI_URL = os.environ.get("JAEGER_UI_URL", "").strip().rstrip("/")
+JAEGER_UI_URL = env_str("JAEGER_UI_URL").rstrip("/")
 # The built-in store of recent spans: on by default when spans go to no collector (no OTLP endpoint).
-_OTLP_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-_TRACE_STORE = os.environ.get("MALL_TRACE_STORE", "").strip().lower()
-if _TRACE_STORE not in {"", "on", "off", "1", "0", "true", "false", "yes", "no"}:
-    raise ImproperlyConfigured(f"MALL_TRACE_STORE must be on or off, not {_TRACE_STORE!r}")
+_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 MALL_TRACE_STORE = env_bool("MALL_TRACE_STORE", not _OTLP_ENDPOINT)
 # Its bounds, kept by the store itself: spans older than this many seconds, and beyond this many spans, go.
-try:
-    MALL_TRACE_STORE_RETENTION = int(os.environ.get("MALL_TRACE_STORE_RETENTION", str(24 * 3600)))
-    MALL_TRACE_STORE_MAX_SPANS = int(os.environ.get("MALL_TRACE_STORE_MAX_SPANS", "200000"))
-except ValueError:
-    raise ImproperlyConfigured(
-        "MALL_TRACE_STORE_RETENTION (seconds) and MALL_TRACE_STORE_MAX_SPANS must be whole numbers"
-    ) from None
+MALL_TRACE_STORE_RETENTION = env_int("MALL_TRACE_STORE_RETENTION", 24 * 3600)  # seconds
+MALL_TRACE_STORE_MAX_SPANS = env_int("MALL_TRACE_STORE_MAX_SPANS", 200_000)
 
 
 # --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off
 # after this many consecutive failed log-ins (token, browsable API, admin), the right password included.
-def env_positive_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip() or str(default)
-    if not value.isdigit() or int(value) < 1:
-        raise ImproperlyConfigured(f"{name} must be a positive whole number, got {value!r}")
-    return int(value)
-
-
-MALL_LOGIN_FAILURE_LIMIT = env_positive_int("MALL_LOGIN_FAILURE_LIMIT", 10)
-MALL_LOGIN_COOLOFF_SECONDS = env_positive_int("MALL_LOGIN_COOLOFF_SECONDS", 900)
+MALL_LOGIN_FAILURE_LIMIT = env_int("MALL_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+MALL_LOGIN_COOLOFF_SECONDS = env_int("MALL_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
 AUTHENTICATION_BACKENDS = ["mall.auth.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = MALL_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=MALL_LOGIN_COOLOFF_SECONDS)
@@ -242,7 +196,7 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by every w
 AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
 AXES_VERBOSE = False
 
-# --- OpenTelemetry (read by the SDK and mall/telemetry.py): a typo fails here, in one line, rather
+# --- OpenTelemetry (read by the SDK and mall/telemetry/): a typo fails here, in one line, rather
 # than silently exporting nothing or sampling with the default.
 OTEL_EXPORTERS = {"otlp", "console", "none"}
 env_choice("OTEL_TRACES_EXPORTER", OTEL_EXPORTERS)
@@ -250,9 +204,9 @@ env_choice("OTEL_METRICS_EXPORTER", OTEL_EXPORTERS)
 env_choice("OTEL_EXPORTER_OTLP_PROTOCOL", {"grpc", "http/protobuf"})
 OTEL_SAMPLERS = {"always_on", "always_off", "traceidratio"}
 OTEL_TRACES_SAMPLER = env_choice("OTEL_TRACES_SAMPLER", OTEL_SAMPLERS | {f"parentbased_{s}" for s in OTEL_SAMPLERS})
-if OTEL_TRACES_SAMPLER.endswith("traceidratio") and os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip():
+if OTEL_TRACES_SAMPLER.endswith("traceidratio") and env_str("OTEL_TRACES_SAMPLER_ARG"):
     try:
-        _ratio = float(os.environ["OTEL_TRACES_SAMPLER_ARG"])
+        _ratio = float(env_str("OTEL_TRACES_SAMPLER_ARG"))
     except ValueError:
         _ratio = -1.0
     if not 0.0 <= _ratio <= 1.0:
@@ -288,7 +242,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- django-q2: ORM broker on the default database, or Redis when DJANGO_Q_REDIS_URL is set.
-DJANGO_Q_REDIS_URL = os.environ.get("DJANGO_Q_REDIS_URL", "").strip()
+DJANGO_Q_REDIS_URL = env_str("DJANGO_Q_REDIS_URL")
 Q_CLUSTER = {
     "name": "mall",
     "workers": env_int("DJANGO_Q_WORKERS", 2, minimum=1),
@@ -312,6 +266,7 @@ SILENCED_SYSTEM_CHECKS = ["models.W037"]
 # Log-ins are locked per username on purpose: rotating IPs, user agents or cookies does not lift it.
 SILENCED_SYSTEM_CHECKS.append("axes.W006")
 
+MALL_LOG_LEVEL = env_choice("MALL_LOG_LEVEL", {"debug", "info", "warning", "error", "critical"}, "info").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -332,8 +287,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "mall": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
-        "orders": {"level": os.environ.get("MALL_LOG_LEVEL", "INFO")},
+        "mall": {"level": MALL_LOG_LEVEL},
+        "orders": {"level": MALL_LOG_LEVEL},
         "django-q": {"level": "INFO"},
         # Only the key=value handler: Django's own console handler (DEBUG) would print each line twice.
         "django": {"handlers": [], "level": "INFO"},

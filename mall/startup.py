@@ -6,8 +6,19 @@ them, and the process fails afterwards with an unrelated error (``KeyError: 'def
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+@contextmanager
+def exit_on_configuration_error() -> Iterator[None]:
+    """Turn an ``ImproperlyConfigured`` raised inside into the one-line exit (status 1)."""
+    try:
+        yield
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"mall: configuration error: {exc}") from None
 
 
 def load_settings_or_exit() -> None:
@@ -15,7 +26,5 @@ def load_settings_or_exit() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mall.settings")
     from django.conf import settings
 
-    try:
+    with exit_on_configuration_error():
         settings.DATABASES  # noqa: B018 (imports the settings module)
-    except ImproperlyConfigured as exc:
-        raise SystemExit(f"mall: configuration error: {exc}") from None

@@ -10,7 +10,7 @@ Migration orders/0005 widens ``django_q_schedule.id`` to BIGINT, but django_q's 
 ``AutoField``, and Django 5 answers a lookup of an integer beyond its field's range with an empty
 result: past id 2^31, ``Schedule.objects.get(pk=…)`` finds nothing and saving a schedule (the
 scheduler moving a repeating one on, an admin edit) fails, which rolls the scheduler's whole pass
-back, every pass. ``use_64_bit_schedule_ids`` makes the ORM treat the column as what it now is, at run
+back, every pass. ``mall.patches.use_64_bit_schedule_ids`` makes the ORM treat the column as what it now is, at run
 time only: the field's class and its migration state are django_q's and stay as they are
 (``makemigrations`` stays clean).
 """
@@ -71,12 +71,3 @@ def check_safety_net_schedule(app_configs=None, databases=None, **kwargs) -> lis
             id="orders.W001",
         )
     ]
-
-
-def _big_auto_field() -> str:
-    return "BigAutoField"
-
-
-def use_64_bit_schedule_ids() -> None:
-    """Let the ORM read, update and delete schedules whose id is beyond 32 bits (called at start-up)."""
-    Schedule._meta.pk.get_internal_type = _big_auto_field

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from django.db import connection
 
-from bench import server
-from bench.environment import REPO  # noqa: F401 - the tests import it from here
-from bench.server import free_port  # noqa: F401 - the tests import it from here
-from loadgen.threads import run_together
+from perf.bench import server
+from perf.bench.environment import REPO  # noqa: F401 - the tests import it from here
+from perf.bench.server import free_port  # noqa: F401 - the tests import it from here
+from perf.loadgen.threads import run_together
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):

@@ -4,7 +4,7 @@ Configured by the standard variables: ``OTEL_SERVICE_NAME`` (default ``mall``),
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``(``_ARG``), ``OTEL_SDK_DISABLED``,
 ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (otlp | console | none) and the
 ``OTEL_EXPORTER_OTLP_*`` family. With no exporter variable set, data is exported over OTLP
-only when an OTLP endpoint is configured, so a shop without a collector logs no export errors.
+only when an OTLP endpoint is configured, so a service without a collector logs no export errors.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _configured = False
 class DropOrphanDbSpans(Sampler):
     """Drop DB client spans that have no parent (the task broker's polling, start-up queries).
 
-    Every statement the shop runs on behalf of a request or a task has a parent span; a root
+    Every statement the service runs on behalf of a request or a task has a parent span; a root
     SELECT is the ORM broker polling its queue several times a second, which would flood the
     backend with one-span traces. Everything else is decided by the configured sampler.
     """
@@ -146,7 +146,7 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     """Install the tracer and meter providers and the Django/DB instrumentation, once per process.
 
     With ``trace_store`` (default: ``settings.MALL_TRACE_STORE``) finished spans are also kept in the
-    built-in trace store (``mall.telemetry.store``) for the staff trace view.
+    built-in trace store (``traces.store``) for the staff trace view.
 
     Safe to call from every entry point: later calls return at once. Under gunicorn it runs in
     each worker when ``mall.wsgi`` is imported (no ``--preload``), so exporter threads and gRPC
@@ -165,7 +165,7 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     if _trace_store_enabled(trace_store):
-        from mall.telemetry.store import trace_store_processor
+        from traces.store import trace_store_processor
 
         tracer_provider.add_span_processor(trace_store_processor())
     trace.set_tracer_provider(tracer_provider)
@@ -214,7 +214,9 @@ def _instrument_database() -> None:
         from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
         SQLite3Instrumentor().instrument()
-        _untrace_sqlite_debug_quoting()
+        from mall.patches import untrace_sqlite_debug_quoting
+
+        untrace_sqlite_debug_quoting()
     elif engine.endswith("mysql"):
         from opentelemetry.instrumentation.mysqlclient import MySQLClientInstrumentor
 
@@ -222,41 +224,30 @@ def _instrument_database() -> None:
         MySQLClientInstrumentor().instrument(enable_commenter=False)
 
 
-def _untrace_sqlite_debug_quoting() -> None:
-    """Keep Django's debug-only ``SELECT QUOTE(?), ...`` out of traces.
-
-    With DEBUG on, Django's SQLite backend renders each statement's parameters for its query log
-    by running ``SELECT QUOTE(?)...`` on the driver connection; instrumented, each would be a span
-    (16 extra in one checkout) that the shop never asked for. Run it with instrumentation suppressed.
-    """
-    from django.db.backends.sqlite3.base import DatabaseOperations  # via base: operations alone is a cycle
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    quote = DatabaseOperations._quote_params_for_last_executed_query
-    if getattr(quote, "_mall_untraced", False):
-        return
-
-    def quote_untraced(self, params):
-        with suppress_instrumentation():
-            return quote(self, params)
-
-    quote_untraced._mall_untraced = True
-    DatabaseOperations._quote_params_for_last_executed_query = quote_untraced
-
-
 def new_root_context() -> Context:
     """An empty context: spans started in it begin a new trace."""
     return Context()
 
 
-def format_trace_id(span: trace.Span) -> str:
-    context = span.get_span_context()
+def _span_context(of: trace.Span | trace.SpanContext) -> trace.SpanContext:
+    return of if isinstance(of, trace.SpanContext) else of.get_span_context()
+
+
+def format_trace_id(of: trace.Span | trace.SpanContext) -> str:
+    """Return the trace id of a span (or span context, e.g. a link's) as 32 hex digits, "" when invalid."""
+    context = _span_context(of)
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
-def format_span_id(span: trace.Span) -> str:
-    context = span.get_span_context()
+def format_span_id(of: trace.Span | trace.SpanContext) -> str:
+    """Return the span id of a span (or span context) as 16 hex digits, "" when invalid."""
+    context = _span_context(of)
     return format(context.span_id, "016x") if context.is_valid else ""
+
+
+def current_trace_id() -> str:
+    """Return the 32-hex trace id of the current span, "" when nothing is traced."""
+    return format_trace_id(trace.get_current_span())
 
 
 class TraceContextFilter(logging.Filter):
@@ -267,8 +258,8 @@ class TraceContextFilter(logging.Filter):
         if not context.is_valid:  # django.request logs a response after its server span ended
             context = getattr(getattr(record, "request", None), "span_context", context)
         if context.is_valid:
-            record.trace_id = format(context.trace_id, "032x")
-            record.span_id = format(context.span_id, "016x")
+            record.trace_id = format_trace_id(context)
+            record.span_id = format_span_id(context)
         else:
             record.trace_id = record.span_id = "-"
         return True

@@ -3,8 +3,9 @@
 The DB-API instrumentation (sqlite3, mysqlclient) starts a span for every statement, even under a parent
 that is not recorded: it parses the statement for the span's name, asks the sampler, creates a
 non-recording span and attaches it to the context, only for the sampler to drop it. Under a parent-based
-(or always_off) sampler such a statement can never be recorded, so it runs straight through; likewise
-the shop's own operation and step spans (``mall.telemetry.spans.operation_span``) under such a parent.
+(or always_off) sampler such a statement can never be recorded, so it runs straight through (the patch
+``mall.patches.skip_statements_outside_recorded_spans``); likewise the operation spans of
+``mall.telemetry.spans.operation_span`` under such a parent.
 """
 
 from __future__ import annotations
@@ -34,24 +35,9 @@ def never_recorded_here() -> trace.Span | None:
 
 
 def skip_unrecorded_children() -> None:
-    """Skip the shop's spans under an unrecorded parent (see ``never_recorded_here``) and its statements."""
+    """Skip operation spans under an unrecorded parent (see ``never_recorded_here``) and their statements."""
+    from mall.patches import skip_statements_outside_recorded_spans
+
     global skip_under_unrecorded_parent
     skip_under_unrecorded_parent = True
     skip_statements_outside_recorded_spans()
-
-
-def skip_statements_outside_recorded_spans() -> None:
-    """Wrap the DB-API cursor tracer: a statement under no recording span is executed untraced."""
-    from opentelemetry.instrumentation.dbapi import CursorTracer
-
-    traced_execution = CursorTracer.traced_execution
-    if getattr(traced_execution, "_mall_diet", False):
-        return
-
-    def execution(self, cursor, query_method, *args, **kwargs):
-        if not trace.get_current_span().is_recording():
-            return query_method(*args, **kwargs)
-        return traced_execution(self, cursor, query_method, *args, **kwargs)
-
-    execution._mall_diet = True
-    CursorTracer.traced_execution = execution

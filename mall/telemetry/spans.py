@@ -1,4 +1,4 @@
-"""Spans of the shop's operations: a refusal (a 4xx domain error) is an outcome, not a span error."""
+"""Spans of operations whose refusals (a 4xx ``DomainError``) are an outcome, not a span error."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -7,12 +7,14 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from mall.errors import DomainError
+from mall.telemetry import current_trace_id  # noqa: F401 (re-exported: callers import it from here today)
 from mall.telemetry.diet import never_recorded_here
-from mall.telemetry.names import REFUSAL_CODE
+
+REFUSAL_CODE = "mall.refusal.code"  # the 4xx code of a refused operation (the span stays UNSET)
 
 
 def is_refusal(exc: BaseException) -> bool:
-    """A business rule said no: the client's answer, not a fault of the shop."""
+    """A business rule said no: the client's answer, not a fault of the service."""
     return isinstance(exc, DomainError) and not exc.fault
 
 
@@ -40,9 +42,3 @@ def operation_span(tracer: trace.Tracer, name: str, **kwargs) -> Iterator[trace.
         except Exception as exc:
             mark_failure(span, exc)
             raise
-
-
-def current_trace_id() -> str:
-    """The 32-hex trace id of the current span, "" when nothing is traced."""
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else ""

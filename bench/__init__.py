@@ -1,1 +1,0 @@
-"""The mall benchmark suite: ``python bench/run.py --help`` (see docs/PERFORMANCE.md)."""
