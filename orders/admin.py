@@ -5,6 +5,7 @@ from mall.telemetry.links import order_traces_url, trace_url
 from orders.errors import OrderEnded, OrderNotPending
 from orders.models import Order, OrderEvent, OrderLine
 from orders.services import STAFF_EDITABLE_FIELDS, cancel_order, edit_order
+from traces.permissions import may_view_traces
 
 
 def _trace_link(trace_id: str, text: str = "Open trace"):
@@ -42,6 +43,13 @@ class OrderEventInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if may_view_traces(request.user) else [name for name in fields if name != "trace"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
     @admin.display(description="trace")
     def trace(self, event):
         return _trace_link(event.trace_id)
@@ -70,6 +78,19 @@ class OrderAdmin(admin.ModelAdmin):
         "idempotency_key",
     ]
     fields = readonly_fields + list(STAFF_EDITABLE_FIELDS)
+    trace_fields = ("open_trace", "all_traces")  # shown only to users who may open traces
+
+    def get_list_display(self, request):
+        names = super().get_list_display(request)
+        return names if may_view_traces(request.user) else [name for name in names if name not in self.trace_fields]
+
+    def get_fields(self, request, obj=None):
+        names = super().get_fields(request, obj)
+        return names if may_view_traces(request.user) else [name for name in names if name not in self.trace_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        names = super().get_readonly_fields(request, obj)
+        return names if may_view_traces(request.user) else [name for name in names if name not in self.trace_fields]
 
     def save_model(self, request, obj, form, change):
         """Write only the fields the form changed, through ``edit_order`` (row lock, ``edited`` event):
