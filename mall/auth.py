@@ -8,6 +8,7 @@ of Django's request: ``ObtainAuthTokenUnlessLocked`` turns that mark into ``Logi
 """
 
 from axes.backends import AxesStandaloneBackend
+from axes.handlers.database import AxesDatabaseHandler
 from axes.utils import reset as reset_failed_logins
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -31,10 +32,21 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
+class LockAfterTheLimitHandler(AxesDatabaseHandler):
+    """Axes' database handler, answering the failure that reaches the limit as the wrong password it is:
+    the limit's failures each get "wrong password", the attempt after them (right password included) 429."""
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        locked_before = getattr(request, "axes_locked_out", False)
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        if request is not None and not locked_before:
+            request.axes_locked_out = False  # the lock is in the database; it refuses the next attempt
+
+
 def lockout_detail() -> str:
     minutes = max(1, round(settings.MALL_LOGIN_COOLOFF_SECONDS / 60))
     return (
-        f"Too many failed log-ins for this username: it is locked for {minutes} minute(s) "
+        f"Too many failed log-ins for this username from this address: it is locked for {minutes} minute(s) "
         "after the last failure, the right password included."
     )
 
@@ -44,6 +56,7 @@ class LoginLocked(DomainError):
 
     def __init__(self):
         super().__init__(lockout_detail())
+        self.retry_after = settings.MALL_LOGIN_COOLOFF_SECONDS
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:

@@ -59,7 +59,9 @@ def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         return Response(request_too_large(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=status_for(exc))
+        retry_after = getattr(exc, "retry_after", None)  # seconds, for the refusals that end by themselves
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return Response(exc.as_dict(), status=status_for(exc), headers=headers)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # Lost connection, lock wait timeout or deadlock after the service's own retries:
         # the transaction was rolled back, so the client may safely retry.
