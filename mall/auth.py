@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 
 from mall.api.exceptions import STATUS_BY_CODE
 from mall.errors import DomainError
@@ -70,8 +71,24 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     return HttpResponse(page, status=locked, headers={"Retry-After": seconds})
 
 
+class LoginRateThrottle(AnonRateThrottle):
+    """Token requests per client address, at ``settings.MALL_LOGIN_THROTTLE_RATE`` (None: unlimited), whoever
+    is named: a guesser cycling usernames (which no lock counts) is slowed here."""
+
+    scope = "login"
+
+    def get_rate(self):
+        return settings.MALL_LOGIN_THROTTLE_RATE
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 class ObtainAuthTokenUnlessLocked(ObtainAuthToken):
-    """POST /api/auth/token/: DRF's token view, answering 429 ``login_locked`` for a locked username."""
+    """POST /api/auth/token/: DRF's token view, answering 429 ``login_locked`` for a locked username and
+    429 ``throttled`` past the per-address rate."""
+
+    throttle_classes = [LoginRateThrottle]
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -187,6 +187,11 @@ MALL_TRACE_STORE_MAX_SPANS = env_int("MALL_TRACE_STORE_MAX_SPANS", 200_000)
 # right password included; each failure the limit allows answers "wrong password", the next attempt 429.
 MALL_LOGIN_FAILURE_LIMIT = env_int("MALL_LOGIN_FAILURE_LIMIT", 10, minimum=1)
 MALL_LOGIN_COOLOFF_SECONDS = env_int("MALL_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
+# Token requests per client address (DRF rate, counted in django.core.cache): 429 `throttled` with Retry-After
+# past it, whatever usernames are tried; "off" disables it.
+MALL_LOGIN_THROTTLE_RATE = env_str("MALL_LOGIN_THROTTLE_RATE", "30/minute")
+if MALL_LOGIN_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
+    MALL_LOGIN_THROTTLE_RATE = None
 AUTHENTICATION_BACKENDS = ["mall.auth.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = MALL_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=MALL_LOGIN_COOLOFF_SECONDS)

@@ -129,3 +129,15 @@ def test_a_guesser_cannot_lock_the_account_for_another_address(victim, login):
         log_in_from("203.0.113.7", url, victim.username, f"guess-{n}")
     assert log_in_from("203.0.113.7", url, victim.username, TEST_PASSWORD).status_code == 429  # still refused
     assert log_in_from("198.51.100.20", url, victim.username, TEST_PASSWORD).status_code == success
+
+
+def test_the_token_endpoint_throttles_one_address_whatever_usernames_it_tries(victim, settings):
+    settings.MALL_LOGIN_THROTTLE_RATE = "5/minute"
+    guesser, other = Client(REMOTE_ADDR="203.0.113.9"), Client(REMOTE_ADDR="198.51.100.30")
+    answers = [guesser.post("/api/auth/token/", {"username": f"user-{n}", "password": "x"}) for n in range(6)]
+
+    assert [answer.status_code for answer in answers] == [400] * 5 + [429]
+    assert answers[-1].json()["code"] == "throttled"
+    assert int(answers[-1]["Retry-After"]) > 0
+    token = other.post("/api/auth/token/", {"username": victim.username, "password": TEST_PASSWORD})
+    assert token.status_code == 200  # another address has its own count
