@@ -15,7 +15,12 @@ class MallConfig(AppConfig):
     verbose_name = "mall"
 
     def ready(self) -> None:
+        from django.contrib import admin
+
         from mall.patches import apply_patches
+        from mall.schedule_admin import use_superuser_schedule_admin
         from mall.telemetry import workers  # noqa: F401 (connects the task workers' telemetry set-up)
 
+        # After the admin's autodiscover (its app comes first in INSTALLED_APPS), which registered django-q2's own.
+        use_superuser_schedule_admin(admin.site)
         apply_patches()  # fails here, at start-up, when an upgrade removed a patched attribute

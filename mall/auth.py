@@ -8,14 +8,17 @@ of Django's request: ``ObtainAuthTokenUnlessLocked`` turns that mark into ``Logi
 """
 
 from axes.backends import AxesStandaloneBackend
+from axes.handlers.database import AxesDatabaseHandler
 from axes.utils import reset as reset_failed_logins
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpResponse, JsonResponse
 from django.utils.html import format_html
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 
 from mall.api.exceptions import STATUS_BY_CODE
 from mall.errors import DomainError
@@ -31,10 +34,21 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
+class LockAfterTheLimitHandler(AxesDatabaseHandler):
+    """Axes' database handler, answering the failure that reaches the limit as the wrong password it is:
+    the limit's failures each get "wrong password", the attempt after them (right password included) 429."""
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        locked_before = getattr(request, "axes_locked_out", False)
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        if request is not None and not locked_before:
+            request.axes_locked_out = False  # the lock is in the database; it refuses the next attempt
+
+
 def lockout_detail() -> str:
     minutes = max(1, round(settings.MALL_LOGIN_COOLOFF_SECONDS / 60))
     return (
-        f"Too many failed log-ins for this username: it is locked for {minutes} minute(s) "
+        f"Too many failed log-ins for this username from this address: it is locked for {minutes} minute(s) "
         "after the last failure, the right password included."
     )
 
@@ -44,6 +58,7 @@ class LoginLocked(DomainError):
 
     def __init__(self):
         super().__init__(lockout_detail())
+        self.retry_after = settings.MALL_LOGIN_COOLOFF_SECONDS
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
@@ -57,8 +72,25 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     return HttpResponse(page, status=locked, headers={"Retry-After": seconds})
 
 
+class LoginRateThrottle(AnonRateThrottle):
+    """Token requests per client address, at ``settings.MALL_LOGIN_THROTTLE_RATE`` (None: unlimited), whoever
+    is named: a guesser cycling usernames (which no lock counts) is slowed here."""
+
+    scope = "login"
+    cache = caches["throttle"]  # shared by every worker process, as the checkout throttle's
+
+    def get_rate(self):
+        return settings.MALL_LOGIN_THROTTLE_RATE
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 class ObtainAuthTokenUnlessLocked(ObtainAuthToken):
-    """POST /api/auth/token/: DRF's token view, answering 429 ``login_locked`` for a locked username."""
+    """POST /api/auth/token/: DRF's token view, answering 429 ``login_locked`` for a locked username and
+    429 ``throttled`` past the per-address rate."""
+
+    throttle_classes = [LoginRateThrottle]
 
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

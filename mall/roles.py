@@ -7,13 +7,17 @@ the API checks the same permissions (the stock API needs ``inventory.change_stoc
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
+from traces.permissions import VIEW_TRACES
+
 STAFF_ROLES: dict[str, tuple[str, ...]] = {
-    # Answers customers: sees orders and cancels pending ones (returns their stock), sees stock.
+    # Answers customers: sees orders and cancels pending ones (returns their stock), sees stock, and
+    # follows an order's "Open trace" links.
     "support": (
         "orders.view_order",
         "orders.change_order",
         "goods.view_goods",
         "inventory.view_stock",
+        VIEW_TRACES,
     ),
     # Counts and restocks: changes stock quantities (ledgered with their name), reads the ledger.
     "stock clerk": (

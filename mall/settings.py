@@ -208,17 +208,25 @@ if env_str("OTEL_PYTHON_DJANGO_SQLCOMMENTER").strip() and not env_str("MALL_SQLC
     MALL_SQLCOMMENTER = env_bool("OTEL_PYTHON_DJANGO_SQLCOMMENTER", False)
 
 
-# --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off
-# after this many consecutive failed log-ins (token, browsable API, admin), the right password included.
+# --- Login guessing protection (django-axes, mall/auth.py): a username is locked for the cool-off, for the
+# address that failed, after this many consecutive failed log-ins (token, browsable API, admin) from it, the
+# right password included; each failure the limit allows answers "wrong password", the next attempt 429.
 MALL_LOGIN_FAILURE_LIMIT = env_int("MALL_LOGIN_FAILURE_LIMIT", 10, minimum=1)
 MALL_LOGIN_COOLOFF_SECONDS = env_int("MALL_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
+# Token requests per client address (DRF rate, counted in django.core.cache): 429 `throttled` with Retry-After
+# past it, whatever usernames are tried; "off" disables it.
+MALL_LOGIN_THROTTLE_RATE = env_str("MALL_LOGIN_THROTTLE_RATE", "30/minute")
+if MALL_LOGIN_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
+    MALL_LOGIN_THROTTLE_RATE = None
 AUTHENTICATION_BACKENDS = ["mall.auth.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = MALL_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=MALL_LOGIN_COOLOFF_SECONDS)
-AXES_LOCKOUT_PARAMETERS = ["username"]  # by username: other users (and other IPs' users) log in as usual
+# By username and address together: a guesser locks that account for its own address only, so an anonymous
+# client cannot lock the real user (or admin) out; other users and other addresses log in as usual.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True  # consecutive failures: a successful log-in starts the count again
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends one cool-off after it began
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by every worker process
+AXES_HANDLER = "mall.auth.LockAfterTheLimitHandler"  # axes' database handler: shared by every worker process
 AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
 AXES_VERBOSE = False
 

@@ -2,9 +2,10 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from mall.telemetry.links import order_traces_url, trace_url
-from orders.errors import OrderNotPending
+from orders.errors import OrderEnded, OrderNotPending
 from orders.models import Order, OrderEvent, OrderLine
-from orders.services import cancel_order
+from orders.services import STAFF_EDITABLE_FIELDS, cancel_order, edit_order
+from traces.permissions import may_view_traces
 
 
 def _trace_link(trace_id: str, text: str = "Open trace"):
@@ -42,6 +43,13 @@ class OrderEventInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if may_view_traces(request.user) else [name for name in fields if name != "trace"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
     @admin.display(description="trace")
     def trace(self, event):
         return _trace_link(event.trace_id)
@@ -69,7 +77,33 @@ class OrderAdmin(admin.ModelAdmin):
         "all_traces",
         "idempotency_key",
     ]
-    fields = readonly_fields + ["address", "signer_name", "signer_mobile", "post", "note"]
+    fields = readonly_fields + list(STAFF_EDITABLE_FIELDS)
+    trace_fields = ("open_trace", "all_traces")  # shown only to users who may open traces
+
+    def get_list_display(self, request):
+        names = super().get_list_display(request)
+        return names if may_view_traces(request.user) else [name for name in names if name not in self.trace_fields]
+
+    def get_fields(self, request, obj=None):
+        names = super().get_fields(request, obj)
+        return names if may_view_traces(request.user) else [name for name in names if name not in self.trace_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        names = super().get_readonly_fields(request, obj)
+        return names if may_view_traces(request.user) else [name for name in names if name not in self.trace_fields]
+
+    def save_model(self, request, obj, form, change):
+        """Write only the fields the form changed, through ``edit_order`` (row lock, ``edited`` event):
+        a full-row save would write back a status read before a pay or close committed."""
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in STAFF_EDITABLE_FIELDS}
+        try:
+            edit_order(order=obj, staff_user=request.user, changes=changes)
+        except OrderEnded as exc:
+            obj.refresh_from_db()
+            self.message_user(request, str(exc.detail), messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the inlines are read-only; nothing of theirs is written
 
     @admin.display(description="trace")
     def open_trace(self, order):

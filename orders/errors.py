@@ -15,3 +15,8 @@ class IdempotencyKeyReused(DomainError):
 class OrderTooLarge(DomainError):
     code = "order_too_large"
     default_detail = "The order total is larger than the shop accepts."
+
+
+class OrderEnded(DomainError):
+    code = "order_ended"
+    default_detail = "The order has ended: only its note can be changed."

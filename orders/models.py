@@ -93,6 +93,7 @@ class OrderEvent(models.Model):
         PAID = "paid", "paid"
         CANCELLED = "cancelled", "cancelled"
         CLOSED = "closed", "closed"
+        EDITED = "edited", "edited"  # a staff edit of the delivery fields or the note
 
     class Actor(models.TextChoices):
         CUSTOMER = "customer", "customer"

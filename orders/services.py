@@ -27,7 +27,7 @@ from mall.errors import DomainError
 from mall.telemetry import format_span_id, format_trace_id, names
 from mall.telemetry.spans import operation_span
 from orders import metrics
-from orders.errors import IdempotencyKeyReused, OrderNotPending, OrderTooLarge
+from orders.errors import IdempotencyKeyReused, OrderEnded, OrderNotPending, OrderTooLarge
 from orders.events import record_closed_events, record_event
 from orders.models import Order, OrderEvent, OrderLine, new_order_no
 from orders.selectors import current_status, overdue_orders
@@ -270,6 +270,38 @@ def pay_order(*, order: Order) -> Order:
         order.refresh_from_db()
         logger.info("order paid order_no=%s", order.order_no)
         return order
+
+
+# The fields a staff edit may change; an ended (cancelled or closed) order only its note.
+STAFF_EDITABLE_FIELDS = ("address", "signer_name", "signer_mobile", "post", "note")
+_ENDED_EDITABLE_FIELDS = ("note",)
+
+
+@retry_on_lock_conflict
+def edit_order(*, order: Order, staff_user, changes: Mapping[str, str]) -> Order:
+    """Write a staff edit of ``changes`` (field → new value) and nothing else, with an ``edited`` event.
+
+    Under the order's row lock (the first row of the shop's lock order, ``inventory.locks``), so a pay,
+    cancel or close that committed since the form was read is kept: only the named columns are
+    written. ``OrderEnded`` if the order was cancelled or closed and a field other than the note changes.
+    """
+    unknown = set(changes) - set(STAFF_EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable by staff: {sorted(unknown)}")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        ended = locked.status in (Order.Status.CANCELLED, Order.Status.CLOSED)
+        if ended and set(changes) - set(_ENDED_EDITABLE_FIELDS):
+            raise OrderEnded()
+        if changes:
+            Order.objects.filter(pk=order.pk).update(**changes, updated_at=now)
+            record_event(
+                order=order, kind=OrderEvent.Kind.EDITED, at=now, actor=OrderEvent.Actor.STAFF, staff_user=staff_user
+            )
+    order.refresh_from_db()
+    logger.info("order edited order_no=%s fields=%s", order.order_no, ",".join(sorted(changes)))
+    return order
 
 
 @retry_on_lock_conflict

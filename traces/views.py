@@ -10,6 +10,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 
 from traces.models import DroppedSpans, TraceSpan
+from traces.permissions import may_view_traces
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 RECENT_TRACES = 100
@@ -17,7 +18,7 @@ MAX_SPANS_SHOWN = 2000
 
 
 def _check_permission(request) -> None:
-    if not request.user.has_perm("traces.view_tracespan"):
+    if not may_view_traces(request.user):
         raise PermissionDenied
 
 

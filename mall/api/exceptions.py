@@ -31,6 +31,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": status.HTTP_404_NOT_FOUND,  # a cart line a checkout took meanwhile
     # orders
     "order_not_pending": status.HTTP_409_CONFLICT,
+    "order_ended": status.HTTP_409_CONFLICT,
     "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "order_too_large": status.HTTP_400_BAD_REQUEST,
     "checkout_fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -60,7 +61,9 @@ def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         return Response(request_too_large(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=status_for(exc))
+        retry_after = getattr(exc, "retry_after", None)  # seconds, for the refusals that end by themselves
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return Response(exc.as_dict(), status=status_for(exc), headers=headers)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # Lost connection, lock wait timeout or deadlock after the service's own retries:
         # the transaction was rolled back, so the client may safely retry.

@@ -56,6 +56,7 @@ def _environment(args) -> None:
         DJANGO_SECURE_SSL_REDIRECT="0",
         DJANGO_SECRET_KEY="layers-" + "x" * 60,
         CHECKOUT_THROTTLE_RATE="off",
+        MALL_LOGIN_THROTTLE_RATE="off",
         MALL_LOG_LEVEL="WARNING",
         ORDER_PAY_TIMEOUT=str(7 * 24 * 3600),
     )

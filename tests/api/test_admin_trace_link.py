@@ -138,3 +138,45 @@ def test_staff_without_the_view_permission_are_refused_the_traces(traced_order):
 
     assert client.get("/admin/traces/", secure=True).status_code == 403
     assert client.get(f"/admin/traces/{traced_order.trace_id}/", secure=True).status_code == 403
+
+
+def staff_without_traces():
+    """Staff who may see and change orders but not open traces."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_order", "change_order"]))
+    return type(user).objects.get(pk=user.pk)
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("viewer", ["jaeger", "store_on"])
+def test_staff_who_may_not_open_traces_are_shown_no_trace_link(viewer, request, traced_order):
+    request.getfixturevalue(viewer)
+    client = logged_in(staff_without_traces())
+    pay_order(order=traced_order)
+    change_page = page(client, f"{ORDER_LIST}{traced_order.pk}/change/")
+    assert traced_order.order_no in change_page  # the order itself is shown
+    assert trace_links(page(client, ORDER_LIST)) == []
+    assert trace_links(change_page) == [] and search_links(change_page) == []
+    assert client.get(f"/admin/traces/{traced_order.trace_id}/", secure=True).status_code == 403
+
+
+def test_the_support_role_is_shown_trace_links_and_opens_them(store_on, traced_order):
+    from django.contrib.auth.models import Group
+
+    from mall.roles import ensure_staff_roles
+
+    ensure_staff_roles()
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="support"))
+    client = logged_in(type(user).objects.get(pk=user.pk))
+    links = trace_links(page(client, f"{ORDER_LIST}{traced_order.pk}/change/"))
+    assert links and links[0] == f"/admin/traces/{traced_order.trace_id}/"
+    assert client.get(links[0], secure=True).status_code != 403  # 404 here: the test wrote no spans to the store
+    assert client.get("/admin/traces/", secure=True).status_code == 200

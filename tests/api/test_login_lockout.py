@@ -1,4 +1,5 @@
-"""Login guessing protection: a username is locked after consecutive failures, on every log-in, for a cool-off."""
+"""Login guessing protection: a username is locked for the failing address after consecutive failures, on every
+log-in, for a cool-off; each failure the limit allows answers "wrong password"; another address is not locked."""
 
 import subprocess
 import sys
@@ -39,9 +40,9 @@ def test_a_username_is_locked_after_the_failure_limit_the_right_password_include
     failures = [log_in(url, victim.username, f"guess-{n}").status_code for n in range(LIMIT)]
     locked = log_in(url, victim.username, TEST_PASSWORD)
 
-    assert 429 not in failures[: LIMIT - 1]
-    assert failures[-1] == 429
+    assert 429 not in failures  # each failure the limit allows answers "wrong password"
     assert locked.status_code == 429
+    assert locked["Retry-After"] == "900"
     if url.startswith("/api/"):
         assert locked.json()["code"] == "login_locked"
         assert "locked" in locked.json()["detail"]
@@ -112,6 +113,31 @@ def test_an_invalid_limit_is_refused_naming_the_variable(monkeypatch, value):
 def test_a_lower_limit_locks_sooner(victim, settings):
     settings.AXES_FAILURE_LIMIT = 3
 
-    answers = [log_in("/api/auth/token/", victim.username, f"guess-{n}").status_code for n in range(3)]
+    answers = [log_in("/api/auth/token/", victim.username, f"guess-{n}").status_code for n in range(4)]
 
-    assert answers == [400, 400, 429]
+    assert answers == [400, 400, 400, 429]  # three "wrong password" answers, then the lock
+
+
+def log_in_from(address: str, url: str, username: str, password: str):
+    return Client(REMOTE_ADDR=address).post(url, {"username": username, "password": password})
+
+
+@pytest.mark.parametrize("login", LOGINS)
+def test_a_guesser_cannot_lock_the_account_for_another_address(victim, login):
+    url, success = LOGINS[login]
+    for n in range(LIMIT + 5):
+        log_in_from("203.0.113.7", url, victim.username, f"guess-{n}")
+    assert log_in_from("203.0.113.7", url, victim.username, TEST_PASSWORD).status_code == 429  # still refused
+    assert log_in_from("198.51.100.20", url, victim.username, TEST_PASSWORD).status_code == success
+
+
+def test_the_token_endpoint_throttles_one_address_whatever_usernames_it_tries(victim, settings):
+    settings.MALL_LOGIN_THROTTLE_RATE = "5/minute"
+    guesser, other = Client(REMOTE_ADDR="203.0.113.9"), Client(REMOTE_ADDR="198.51.100.30")
+    answers = [guesser.post("/api/auth/token/", {"username": f"user-{n}", "password": "x"}) for n in range(6)]
+
+    assert [answer.status_code for answer in answers] == [400] * 5 + [429]
+    assert answers[-1].json()["code"] == "throttled"
+    assert int(answers[-1]["Retry-After"]) > 0
+    token = other.post("/api/auth/token/", {"username": victim.username, "password": TEST_PASSWORD})
+    assert token.status_code == 200  # another address has its own count
