@@ -17,7 +17,6 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from mall.api.exceptions import STATUS_BY_CODE
 from mall.errors import DomainError
 
 
@@ -48,7 +47,9 @@ class LoginLocked(DomainError):
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: 429, JSON under /api/, a short page elsewhere (the admin log-in)."""
-    locked = STATUS_BY_CODE[LoginLocked.code]
+    from mall.api.exceptions import status_for  # at call time: the API layer imports LoginLocked from here
+
+    locked = status_for(LoginLocked())
     seconds = str(settings.MALL_LOGIN_COOLOFF_SECONDS)
     if request.path.startswith("/api/"):
         body = {"code": LoginLocked.code, "detail": lockout_detail()}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.db.transaction import TransactionManagementError
 
-from mall.api.exceptions import STATUS_BY_CODE
+from mall.api.exceptions import STATUS_BY_ERROR, status_for
 from mall.errors import DomainError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,13 +70,24 @@ def _domain_errors() -> list[type[DomainError]]:
 def test_every_domain_error_code_has_its_http_status_in_the_api_layer():
     errors = _domain_errors()
     assert errors, "no domain errors found"
-    assert [error.__qualname__ for error in errors if error.code not in STATUS_BY_CODE] == []
+    assert [error.__qualname__ for error in errors if error not in STATUS_BY_ERROR] == []
+    codes = [error.code for error in errors]
+    assert sorted({code for code in codes if codes.count(code) > 1}) == [], "two error classes share a code"
     assert [error.__qualname__ for error in errors if hasattr(error, "status_code")] == []
 
 
 def test_faults_are_answered_5xx_and_refusals_4xx():
     for error in _domain_errors():
-        assert (STATUS_BY_CODE[error.code] >= 500) == error.fault, error.__qualname__
+        assert (STATUS_BY_ERROR[error] >= 500) == error.fault, error.__qualname__
+
+
+def test_a_domain_error_subclass_takes_its_listed_base_class_status():
+    from inventory.errors import InsufficientStock
+
+    class NarrowerShortage(InsufficientStock):
+        pass
+
+    assert status_for(NarrowerShortage()) == STATUS_BY_ERROR[InsufficientStock]
 
 
 @pytest.mark.django_db(transaction=True)
