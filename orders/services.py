@@ -17,7 +17,7 @@ from django.utils import timezone
 from opentelemetry import trace
 
 from carts.errors import CartEmpty
-from carts.selectors import checked_items_for_checkout
+from carts.locks import checked_items_for_checkout
 from carts.services import delete_ordered_items
 from goods.selectors import goods_for_sale_by_id
 from inventory.services import deduct_stock, return_stock, return_stock_of_orders

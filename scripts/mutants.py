@@ -57,7 +57,7 @@ MUTANTS = [
     mutant(
         "cart-line-lock",
         "checkout reads the cart lines without FOR UPDATE",
-        ("carts/selectors.py", "CartItem.objects.select_for_update().filter(user=user, checked=True)",
+        ("carts/locks.py", "CartItem.objects.select_for_update().filter(user=user, checked=True)",
          "CartItem.objects.filter(user=user, checked=True)"),
         tests=["tests/test_checkout_races.py::test_a_double_submitted_checkout_without_idempotency_key_places_one_order"],
         databases=(MARIADB,),
