@@ -1,7 +1,7 @@
 """In-process SQL statements of the checkout: counts per cart size, and one captured cycle for the floor.
 
 Runs on whatever database Django is connected to (the bench's own, or pytest's test database in
-tests/test_bench_smoke.py). Needs Django set up; imports the shop lazily.
+tests/tooling/test_bench_smoke.py). Needs Django set up; imports the shop lazily.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 @dataclass(frozen=True)
 class StatementCount:
-    """What Django's CaptureQueriesContext records (as tests/test_checkout.py counts), and how much of it
+    """What Django's CaptureQueriesContext records (as tests/domain/test_checkout.py counts), and how much of it
     is transaction control (BEGIN/COMMIT, which Django logs as queries too)."""
 
     lines: int

@@ -63,8 +63,8 @@ def checkout_shaped_spans(checkouts: int, statements: list[str]):
 
 
 def store_write_cost(*, checkouts: int, statements: list[str]) -> StoreCost:
-    from mall.telemetry.models import TraceSpan
-    from mall.telemetry.store import TraceStoreExporter
+    from traces.models import TraceSpan
+    from traces.store import TraceStoreExporter
 
     spans = checkout_shaped_spans(checkouts, statements)
     exporter = TraceStoreExporter(retention=3600, max_spans=10_000_000)

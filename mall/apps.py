@@ -13,3 +13,6 @@ class MallConfig(AppConfig):
 
     name = "mall"
     verbose_name = "mall"
+
+    def ready(self) -> None:
+        from mall.telemetry import workers  # noqa: F401 (connects the task workers' telemetry set-up)

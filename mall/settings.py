@@ -53,7 +53,7 @@ INSTALLED_APPS = [
     "carts",
     "orders",
     "mall.apps.MallConfig",  # the commands that span the apps: seed_demo, check_stock
-    "mall.telemetry",
+    "traces",  # the built-in trace store and its views
 ]
 
 MIDDLEWARE = [

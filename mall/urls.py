@@ -38,7 +38,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/", include(router.urls)),
-    path("admin/traces/", include("mall.telemetry.urls")),  # before the admin's catch-all
+    path("admin/traces/", include("traces.urls")),  # before the admin's catch-all
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/api/", permanent=False)),
 ]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What `make test` needs besides the Python packages, checked up front and reported in one message.
 
-- ``redis-server`` on PATH: tests/test_timeout_e2e.py starts its own, on a free port (no running
+- ``redis-server`` on PATH: tests/e2e/test_timeout_e2e.py starts its own, on a free port (no running
   Redis is needed or touched);
 - Chromium at /usr/bin/chromium: the browser tests (Playwright drives Debian's Chromium);
 - MariaDB/MySQL answering, only when DATABASE_URL names one (the tests create ``test_<name>``).

@@ -59,7 +59,7 @@ MUTANTS = [
         "checkout reads the cart lines without FOR UPDATE",
         ("carts/locks.py", "CartItem.objects.select_for_update().filter(user=user, checked=True)",
          "CartItem.objects.filter(user=user, checked=True)"),
-        tests=["tests/test_checkout_races.py::test_a_double_submitted_checkout_without_idempotency_key_places_one_order"],
+        tests=["tests/concurrency/test_checkout_races.py::test_a_double_submitted_checkout_without_idempotency_key_places_one_order"],
         databases=(MARIADB,),
     ),
     mutant(
@@ -67,8 +67,8 @@ MUTANTS = [
         "stock rows read without FOR UPDATE before the shortage check",
         ("inventory/locks.py", "rows = Stock.objects.select_for_update().filter(goods_id__in=list(goods_ids))",
          "rows = Stock.objects.filter(goods_id__in=list(goods_ids))"),
-        tests=["tests/test_checkout_races.py::test_the_hot_item_race_never_reaches_the_stock_constraint",
-               "tests/test_concurrency.py::test_buyers_of_a_hot_item_get_exactly_its_stock"],
+        tests=["tests/concurrency/test_checkout_races.py::test_the_hot_item_race_never_reaches_the_stock_constraint",
+               "tests/concurrency/test_concurrency.py::test_buyers_of_a_hot_item_get_exactly_its_stock"],
         databases=(MARIADB,),
     ),
     mutant(
@@ -77,9 +77,9 @@ MUTANTS = [
         ("orders/services.py", """overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )""", "overdue = overdue_orders(now=now, exclude=exclude)"),
-        tests=["tests/test_sweep_locks.py",
-               "tests/test_timeout.py::test_the_batched_sweep_racing_pay_and_cancel_has_exactly_one_winner_per_order",
-               "tests/test_timeout.py::test_the_safety_net_racing_cancels_and_per_order_closes_has_exactly_one_winner_per_order"],
+        tests=["tests/concurrency/test_sweep_locks.py",
+               "tests/domain/test_timeout.py::test_the_batched_sweep_racing_pay_and_cancel_has_exactly_one_winner_per_order",
+               "tests/domain/test_timeout.py::test_the_safety_net_racing_cancels_and_per_order_closes_has_exactly_one_winner_per_order"],
         databases=(MARIADB,),
     ),
     mutant(
@@ -87,8 +87,8 @@ MUTANTS = [
         "pay_price summed in float",
         ("orders/services.py", 'pay_price = sum((line.goods_price * line.nums for line in lines), Decimal("0.00"))',
          "pay_price = sum(float(line.goods_price) * line.nums for line in lines)"),
-        tests=["tests/test_money.py",
-               "tests/test_checkout.py::test_checkout_trace_has_one_span_per_step_under_create_order"],
+        tests=["tests/domain/test_money.py",
+               "tests/domain/test_checkout.py::test_checkout_trace_has_one_span_per_step_under_create_order"],
     ),
     mutant(
         "close-before-deadline",
@@ -96,23 +96,23 @@ MUTANTS = [
         ("orders/services.py", """    if due_by is not None:
         pending = pending.filter(expires_at__lte=due_by)
 """, ""),
-        tests=["tests/test_order_rules.py::test_the_close_refuses_an_order_a_moment_before_its_deadline_and_takes_it_at_it",
-               "tests/test_timeout.py::test_timeout_leaves_an_order_alone_unless_it_is_unpaid_past_its_deadline"],
+        tests=["tests/domain/test_order_rules.py::test_the_close_refuses_an_order_a_moment_before_its_deadline_and_takes_it_at_it",
+               "tests/domain/test_timeout.py::test_timeout_leaves_an_order_alone_unless_it_is_unpaid_past_its_deadline"],
     ),
     mutant(
         "fingerprint-ignored",
         "a reused Idempotency-Key with another body replays the first order",
         ("orders/services.py", "if order is not None and order.request_fingerprint != fingerprint:",
          "if order is not None and order.request_fingerprint is None:"),
-        tests=["tests/test_order_rules.py",
-               "tests/test_checkout.py::test_an_idempotency_key_reused_for_another_body_is_refused"],
+        tests=["tests/domain/test_order_rules.py",
+               "tests/domain/test_checkout.py::test_an_idempotency_key_reused_for_another_body_is_refused"],
     ),
     mutant(
         "retry-any-integrity-error",
         "create_order retries every IntegrityError (hides a stock CHECK violation as a 409)",
         ("mall/db.py", "if violated_constraint(exc) not in unique_races or attempt == attempts:",
          "if attempt == attempts:"),
-        tests=["tests/test_checkout_constraints.py"],
+        tests=["tests/domain/test_checkout_constraints.py"],
         databases=(SQLITE, MARIADB),
     ),
     mutant(
@@ -120,16 +120,16 @@ MUTANTS = [
         "ending an order does not require it to be pending (conditional update dropped)",
         ("orders/services.py", "pending = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING)",
          "pending = Order.objects.filter(pk=order.pk)"),
-        tests=["tests/test_timeout.py::test_running_the_timeout_twice_returns_the_stock_once",
-               "tests/test_orders.py::test_a_finished_order_cannot_transition_again"],
+        tests=["tests/domain/test_timeout.py::test_running_the_timeout_twice_returns_the_stock_once",
+               "tests/domain/test_orders.py::test_a_finished_order_cannot_transition_again"],
     ),
     mutant(
         "pay-after-deadline",
         "pay ignores expires_at",
         ("orders/services.py", "Order.objects.filter(pk=order.pk, status=Order.Status.PENDING, expires_at__gt=now)",
          "Order.objects.filter(pk=order.pk, status=Order.Status.PENDING)"),
-        tests=["tests/test_orders.py::test_an_order_past_its_deadline_cannot_be_paid",
-               "tests/test_concurrency.py::test_pay_cancel_and_timeout_racing_on_100_orders_end_each_in_exactly_one_state"],
+        tests=["tests/domain/test_orders.py::test_an_order_past_its_deadline_cannot_be_paid",
+               "tests/concurrency/test_concurrency.py::test_pay_cancel_and_timeout_racing_on_100_orders_end_each_in_exactly_one_state"],
     ),
     mutant(
         "cancel-keeps-stock",
@@ -137,7 +137,7 @@ MUTANTS = [
         ("orders/services.py", "units = return_stock(order_no=order.order_no, quantities=quantities)",
          "units = 0 if status == Order.Status.CANCELLED else "
          "return_stock(order_no=order.order_no, quantities=quantities)"),
-        tests=["tests/test_orders.py::test_cancelling_returns_the_stock_through_the_ledger"],
+        tests=["tests/domain/test_orders.py::test_cancelling_returns_the_stock_through_the_ledger"],
     ),
     mutant(
         "ledger-unique-dropped",
@@ -148,37 +148,38 @@ MUTANTS = [
          "'constraints': [models.UniqueConstraint(fields=('order_no', 'goods', 'kind'), "
          "name='stockmove_once_per_order')],",
          "'constraints': [],"),
-        tests=["tests/test_invariants.py::test_the_database_refuses_a_second_return"],
+        tests=["tests/domain/test_invariants.py::test_the_database_refuses_a_second_return"],
     ),
     mutant(
         "query-inv-partial",
         "the stock deduction refuses only when every line is short (not all or nothing)",
         ("inventory/services.py", "    if short:\n        raise InsufficientStock(goods=short)",
          "    if short == sorted(quantities):\n        raise InsufficientStock(goods=short)"),
-        tests=["tests/test_checkout.py::test_insufficient_stock_rolls_everything_back", "tests/test_properties.py"],
+        tests=["tests/domain/test_checkout.py::test_insufficient_stock_rolls_everything_back",
+               "tests/domain/test_properties.py"],
     ),
     mutant(
         "delete-whole-cart",
         "the checkout deletes all the user's cart lines, unchecked ones too",
         ("carts/services.py", "deleted, _ = CartItem.objects.filter(pk__in=item_ids).delete()",
          "deleted, _ = CartItem.objects.filter(user__cart_items__pk__in=item_ids).delete()"),
-        tests=["tests/test_checkout.py::test_checkout_turns_checked_cart_lines_into_a_pending_order",
-               "tests/test_properties.py"],
+        tests=["tests/domain/test_checkout.py::test_checkout_turns_checked_cart_lines_into_a_pending_order",
+               "tests/domain/test_properties.py"],
     ),
     mutant(
         "others-orders-visible",
         "the orders API is not limited to the caller's orders",
         ("orders/selectors.py", "return Order.objects.filter(user=user).prefetch_related",
          "return Order.objects.prefetch_related"),
-        tests=["tests/test_security.py::test_another_users_order_is_not_found",
-               "tests/test_orders.py::test_orders_list_and_detail_show_only_the_callers_orders"],
+        tests=["tests/api/test_security.py::test_another_users_order_is_not_found",
+               "tests/domain/test_orders.py::test_orders_list_and_detail_show_only_the_callers_orders"],
     ),
     mutant(
         "idempotency-key-global",
         "an Idempotency-Key is looked up across users (one user's key returns another's order)",
         ("orders/services.py", "Order.objects.filter(user=user, idempotency_key=idempotency_key).first()",
          "Order.objects.filter(idempotency_key=idempotency_key).first()"),
-        tests=["tests/test_checkout.py::test_idempotency_keys_are_per_user"],
+        tests=["tests/domain/test_checkout.py::test_idempotency_keys_are_per_user"],
     ),
 ]  # fmt: skip
 

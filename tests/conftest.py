@@ -11,7 +11,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rest_framework.test import APIClient
 
-from tests.factories import GoodsFactory, UserFactory
+from tests.factories import ADDRESS, GoodsFactory, UserFactory
+
+TIERS = ("domain", "api", "concurrency", "e2e", "tooling")  # the folders of tests/, one marker each
 
 pytest_plugins = ["tests.otlp_receiver"]  # the otlp_receiver fixture, registered before any test module imports it
 
@@ -33,6 +35,14 @@ def pytest_configure(config):
     os.environ.setdefault("MALL_TRACE_STORE", "off")
     configure_telemetry(metric_readers=[_metric_reader], trace_store=False)
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(_span_exporter))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its tier, the folder it lives in (``tests/<tier>/``)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in TIERS:
+            item.add_marker(tier)
 
 
 @pytest.fixture(autouse=True)
@@ -116,4 +126,4 @@ def goods_in_stock(db):
 
 @pytest.fixture
 def address():
-    return {"address": "1 Market Street, Springfield", "signer_name": "Ada Lovelace", "signer_mobile": "+15550100"}
+    return dict(ADDRESS)

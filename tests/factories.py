@@ -8,6 +8,8 @@ from goods.models import Goods
 from inventory.services import set_stock_quantity
 
 TEST_PASSWORD = "correct-horse-battery-staple"
+# Where a test checkout sends its order (the address fixture gives a copy).
+ADDRESS = {"address": "1 Market Street, Springfield", "signer_name": "Ada Lovelace", "signer_mobile": "+15550100"}
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -146,7 +146,7 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     """Install the tracer and meter providers and the Django/DB instrumentation, once per process.
 
     With ``trace_store`` (default: ``settings.MALL_TRACE_STORE``) finished spans are also kept in the
-    built-in trace store (``mall.telemetry.store``) for the staff trace view.
+    built-in trace store (``traces.store``) for the staff trace view.
 
     Safe to call from every entry point: later calls return at once. Under gunicorn it runs in
     each worker when ``mall.wsgi`` is imported (no ``--preload``), so exporter threads and gRPC
@@ -165,7 +165,7 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     if _trace_store_enabled(trace_store):
-        from mall.telemetry.store import trace_store_processor
+        from traces.store import trace_store_processor
 
         tracer_provider.add_span_processor(trace_store_processor())
     trace.set_tracer_provider(tracer_provider)
