@@ -104,7 +104,7 @@ def checkout_statement_counts(line_counts=LINE_COUNTS) -> list[StatementCount]:
     from django.test.utils import CaptureQueriesContext
 
     from carts.services import add_to_cart
-    from orders.services import create_order
+    from orders.checkout import create_order
 
     counts = []
     schedule_timeout_buckets_ahead()
@@ -191,7 +191,7 @@ def stock_lock_hold(checkouts: int = 100) -> LockHold:
 
     from carts.services import add_to_cart
     from loadgen.stats import percentile
-    from orders.services import create_order
+    from orders.checkout import create_order
 
     goods = new_goods(stock=1_000_000, prefix="lock")
     user, _ = new_buyer(prefix="lock")

@@ -139,7 +139,7 @@ def _place_steadily(*, rate: float, seconds: float, timeout: int, goods: list, p
 
     from bench.statements import CHECKOUT_BODY
     from carts.services import add_to_cart
-    from orders.services import create_order
+    from orders.checkout import create_order
 
     users = [get_user_model().objects.create_user(username=f"{prefix}-{i}", password=None) for i in range(64)]
     total = int(rate * seconds)

@@ -16,7 +16,8 @@ from loadgen.plan import Shopper
 from loadgen.shop import ORDER_DETAILS, Failed, LoadSetupError, Refused, Shop
 from mall.errors import DomainError
 from mall.telemetry import flush_telemetry
-from orders.services import create_order, pay_order
+from orders.checkout import create_order
+from orders.services import pay_order
 
 
 @contextmanager

@@ -17,10 +17,11 @@ from opentelemetry.trace import SpanKind
 
 from inventory.models import Stock, StockMove
 from orders import timeouts
+from orders.checkout import create_order
 from orders.errors import OrderNotPending
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, create_order, pay_order
+from orders.services import cancel_order, pay_order
 from orders.timeouts import BUCKET_SECONDS, CLOSE_DUE_TASK, bucket_end, close_due_orders, schedule_name
 from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently, wait_until

@@ -9,9 +9,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import qcluster, read_log, shop_env, wait_until
 
