@@ -23,7 +23,7 @@ class StatementCount:
     is transaction control (BEGIN/COMMIT, which Django logs as queries too)."""
 
     lines: int
-    service: int  # orders.services.create_order
+    service: int  # orders.checkout.create_order
     service_control: int
     request: int  # POST /api/orders/: token auth, checkout, response
     request_control: int
@@ -83,14 +83,14 @@ def _post_checkout(token: str):
 
 def schedule_timeout_buckets_ahead() -> None:
     """Schedule the next few deadline buckets' closes, as the first checkout of each bucket would: the
-    checkouts measured here are the typical ones, which find their bucket scheduled (orders/timeouts.py)."""
+    checkouts measured here are the typical ones, which find their bucket scheduled (orders/expiry.py)."""
     from datetime import timedelta
 
     from django.conf import settings
     from django.db import transaction
     from django.utils import timezone
 
-    from orders.timeouts import BUCKET_SECONDS, ensure_close_scheduled
+    from orders.expiry import BUCKET_SECONDS, ensure_close_scheduled
 
     soon = timezone.now() + timedelta(seconds=settings.ORDER_PAY_TIMEOUT)
     with transaction.atomic():

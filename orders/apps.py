@@ -7,6 +7,6 @@ class OrdersConfig(AppConfig):
 
     def ready(self) -> None:
         # The task workers' repair of the safety net's schedule, and its system check.
-        from orders import schedules, signals  # noqa: F401
+        from orders import expiry, signals  # noqa: F401
 
-        schedules.use_64_bit_schedule_ids()
+        expiry.use_64_bit_schedule_ids()

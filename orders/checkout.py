@@ -1,7 +1,7 @@
 """The checkout: a user's checked cart lines become a pending order, in one transaction of seven steps.
 
 ``create_order`` reads like its table of contents: each step is a named function whose span (the contract's
-step names, ``names.CHECKOUT_STEPS``) and fault point come from one decorator, ``orders.tracing.checkout_step``.
+step names, ``tracing.CHECKOUT_STEPS``) and fault point come from one decorator, ``orders.tracing.checkout_step``.
 Pricing is a pure function, ``price_lines``.
 """
 
@@ -27,12 +27,11 @@ from goods.selectors import goods_for_sale_by_id
 from inventory.services import deduct_stock
 from mall.db import retry_on_lock_conflict
 from mall.errors import DomainError
-from mall.telemetry import names
-from orders import metrics
+from orders import metrics, tracing
 from orders.errors import IdempotencyKeyReused, OrderTooLarge
 from orders.events import record_event
+from orders.expiry import ensure_close_scheduled
 from orders.models import Order, OrderEvent, OrderLine, new_order_no
-from orders.timeouts import ensure_close_scheduled
 from orders.tracing import checkout_span, checkout_span_ids, checkout_step, name_order
 
 logger = logging.getLogger(__name__)
@@ -122,7 +121,7 @@ def _place_order(*, user, idempotency_key, fingerprint, fields) -> CheckoutResul
         if selection.earlier is not None:
             return CheckoutResult(selection.earlier, created=False)
         items = selection.items
-        trace.get_current_span().set_attribute(names.ORDER_LINE_COUNT, len(items))
+        trace.get_current_span().set_attribute(tracing.ORDER_LINE_COUNT, len(items))
         lines, pay_price = query_goods(items=items)
         order = save_order(
             user=user, pay_price=pay_price, idempotency_key=idempotency_key, fingerprint=fingerprint, fields=fields
@@ -253,6 +252,6 @@ def _describe(result: CheckoutResult) -> None:
     span = trace.get_current_span()
     if span.is_recording():  # an unsampled checkout computes none of its attributes
         name_order(result.order)
-        span.set_attribute(names.ORDER_PAY_PRICE, str(result.order.pay_price))
+        span.set_attribute(tracing.ORDER_PAY_PRICE, str(result.order.pay_price))
         if not result.created:
-            span.set_attribute(names.ORDER_REPLAYED, True)
+            span.set_attribute(tracing.ORDER_REPLAYED, True)

@@ -74,7 +74,7 @@ MUTANTS = [
     mutant(
         "sweep-batch-lock",
         "the timeout sweep reads its batch without FOR UPDATE SKIP LOCKED",
-        ("orders/services.py", """overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
+        ("orders/expiry.py", """overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )""", "overdue = overdue_orders(now=now, exclude=exclude)"),
         tests=["tests/concurrency/test_sweep_locks.py",

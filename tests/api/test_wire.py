@@ -18,8 +18,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from rest_framework.authtoken.models import Token
 
 from mall.telemetry import build_sampler
-from mall.telemetry.names import CHECKOUT_STEPS
 from orders.models import Order
+from orders.tracing import CHECKOUT_STEPS
 from tests.factories import UserFactory, fill_cart
 from tests.support import free_port, qcluster, read_log, shop_env, shop_server, wait_until
 

@@ -8,10 +8,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from carts.models import CartItem
 from inventory.models import Stock, StockMove
-from mall.telemetry.names import CHECKOUT_STEPS
 from orders.checkout import MAX_PAY_PRICE, create_order, price_lines
 from orders.errors import OrderTooLarge
 from orders.models import Order, OrderLine
+from orders.tracing import CHECKOUT_STEPS
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 
 

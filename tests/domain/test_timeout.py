@@ -21,11 +21,11 @@ from inventory.errors import InsufficientStock
 from inventory.models import Stock, StockMove
 from orders.checkout import create_order
 from orders.errors import CheckoutFaultInjected, OrderNotPending
+from orders.expiry import BUCKET_SECONDS, CLOSE_DUE_TASK, close_overdue_batch
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, close_overdue_batch, pay_order
+from orders.services import cancel_order, pay_order
 from orders.tasks import close_overdue_orders, close_unpaid_order
-from orders.timeouts import BUCKET_SECONDS, CLOSE_DUE_TASK
 from tests.factories import fill_cart
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"  # one schedule per order (schedules stored before buckets)

@@ -32,7 +32,7 @@ def test_a_worker_killed_mid_sweep_closes_every_overdue_order_exactly_once_after
     Order.objects.update(expires_at=past)
     # Schedules stored before deadline buckets, one per order (their task still runs): slow enough per order
     # for the kill to land mid-way. (A bucket's task closes 500 orders per transaction: a kill rolls one back.)
-    Schedule.objects.filter(func="orders.timeouts.close_due_orders").delete()
+    Schedule.objects.filter(func="orders.tasks.close_due_orders").delete()
     Schedule.objects.bulk_create(
         Schedule(
             func="orders.tasks.close_unpaid_order", args=repr((pk, "")), schedule_type=Schedule.ONCE, next_run=past
