@@ -17,7 +17,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from mall.errors import DomainError
+from mall.api.exceptions import status_for
+from mall.errors import LoginLocked, lockout_detail
 
 
 class LockoutBackend(AxesStandaloneBackend):
@@ -30,25 +31,8 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-def lockout_detail() -> str:
-    minutes = max(1, round(settings.MALL_LOGIN_COOLOFF_SECONDS / 60))
-    return (
-        f"Too many failed log-ins for this username: it is locked for {minutes} minute(s) "
-        "after the last failure, the right password included."
-    )
-
-
-class LoginLocked(DomainError):
-    code = "login_locked"
-
-    def __init__(self):
-        super().__init__(lockout_detail())
-
-
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: 429, JSON under /api/, a short page elsewhere (the admin log-in)."""
-    from mall.api.exceptions import status_for  # at call time: the API layer imports LoginLocked from here
-
     locked = status_for(LoginLocked())
     seconds = str(settings.MALL_LOGIN_COOLOFF_SECONDS)
     if request.path.startswith("/api/"):

@@ -15,8 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from carts.errors import CartEmpty, CartFull, CartItemGone, CartLineTooLarge
 from goods.errors import GoodsNotFound, GoodsUnavailable
 from inventory.errors import InsufficientStock, StockChanged, StockLimitExceeded
-from mall.auth import LoginLocked
-from mall.errors import DomainError
+from mall.errors import DomainError, LoginLocked
 from orders.errors import CheckoutFaultInjected, IdempotencyKeyReused, OrderNotPending, OrderTooLarge
 
 logger = logging.getLogger("mall.api")
