@@ -49,7 +49,7 @@ from orders.events import record_closed_events, record_event
 from orders.models import ClosedOrder, Order, OrderEvent, OrderLine
 from orders.selectors import current_status, overdue_order_ids, overdue_orders
 from orders.services import end_pending_order
-from orders.tracing import CloseTraces, link_to_checkout, record_batch_close_spans, task_span
+from orders.tracing import CloseTraces, link_to_checkout, task_span
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def close_due_orders() -> int:
             except Exception as exc:
                 close_traces.fail(exc)
                 logger.exception("could not close a batch of due orders; the safety net closes them one by one")
-                closed += sweep_overdue_orders()
+                closed += sweep_overdue_orders(actor=OrderEvent.Actor.TIMEOUT)  # the events name this path
                 break
             close_traces.end()
             closed += len(batch)
@@ -151,14 +151,15 @@ def close_order_traced(order_id: int, *, actor: str, traceparent: str = "") -> s
         return outcome
 
 
-def sweep_overdue_orders(batch_size: int = BATCH_SIZE) -> int:
+def sweep_overdue_orders(batch_size: int = BATCH_SIZE, *, actor: str = OrderEvent.Actor.SWEEP) -> int:
     """The safety net: close pending orders past their deadline whose timeout was lost; returns how many.
 
     The deadline buckets' tasks normally do this; the sweep covers lost tasks (Redis broker, killed
     workers) and outages. Works in batches of ``batch_size`` orders, one transaction and one trace
     (``close_overdue_orders``) each, within a time budget. A batch that fails is rolled back and its
     orders closed one by one: an order whose close fails is logged and left for the next sweep, so it
-    cannot block the rest.
+    cannot block the rest. ``actor`` names the path in the ``closed`` events: the sweep, or the deadline
+    bucket's task whose own batch failed.
     """
     if not overdue_order_ids(now=timezone.now(), limit=1):
         return 0  # the usual minute: one untraced read, no trace
@@ -166,10 +167,10 @@ def sweep_overdue_orders(batch_size: int = BATCH_SIZE) -> int:
     closed, failures = 0, 0
     passed_over: set[int] = set()  # failed in this sweep, or taken by pay/cancel meanwhile: not fetched again
     while time.monotonic() < budget_ends:
-        batch = _close_batch_traced(limit=batch_size, exclude=passed_over)
+        batch = _close_batch_traced(limit=batch_size, exclude=passed_over, actor=actor)
         if batch is None:  # rolled back: its orders one by one, passing over any that cannot be closed
             one_by_one, passed, failed = _close_one_by_one(
-                limit=batch_size, exclude=passed_over, budget_ends=budget_ends
+                limit=batch_size, exclude=passed_over, budget_ends=budget_ends, actor=actor
             )
             closed += one_by_one
             failures += failed
@@ -185,27 +186,29 @@ def sweep_overdue_orders(batch_size: int = BATCH_SIZE) -> int:
     return closed
 
 
-def _close_batch_traced(*, limit: int, exclude: set[int]) -> list[ClosedOrder] | None:
-    """One batch of the sweep in its own trace ``close_overdue_orders`` (its statements are children).
+def _close_batch_traced(*, limit: int, exclude: set[int], actor: str) -> list[ClosedOrder] | None:
+    """Close one batch of the sweep in its own trace ``close_overdue_orders`` (its statements are children).
 
-    The orders closed, or None if the batch failed: rolled back, logged, its span marked ERROR.
+    Each order closed gets its own ``close_unpaid_order`` trace, as under the deadline buckets' task. Returns
+    the orders closed, or None if the batch failed: rolled back, logged, its spans marked ERROR.
     """
     with task_span(tracing.CLOSE_OVERDUE_ORDERS) as span:
-        begun_ns = time.time_ns()
+        close_traces = CloseTraces(task_trace_id=format_trace_id(span), actor=actor)
         try:
-            batch = close_overdue_batch(now=timezone.now(), limit=limit, exclude=exclude)
+            batch = close_overdue_batch(
+                now=timezone.now(), limit=limit, exclude=exclude, actor=actor, trace_closes=close_traces.start
+            )
         except Exception as exc:
+            close_traces.fail(exc)
             logger.exception("safety net could not close a batch of overdue orders; closing them one by one")
             mark_failure(span, exc)
             return None
+        close_traces.end()
         span.set_attribute(tracing.SWEEP_CLOSED, len(batch))
-        record_batch_close_spans(
-            batch, batch_span=span, actor=OrderEvent.Actor.SWEEP, begun_ns=begun_ns, committed_ns=time.time_ns()
-        )
         return batch
 
 
-def _close_one_by_one(*, limit: int, exclude: set[int], budget_ends: float) -> tuple[int, set[int], int]:
+def _close_one_by_one(*, limit: int, exclude: set[int], budget_ends: float, actor: str) -> tuple[int, set[int], int]:
     """After a failed batch: its orders closed one by one (own transaction and trace each), until ``budget_ends``.
 
     Returns (closed, passed over, failures). An order that cannot be closed is logged, its span
@@ -216,7 +219,7 @@ def _close_one_by_one(*, limit: int, exclude: set[int], budget_ends: float) -> t
         if time.monotonic() > budget_ends:
             break  # e.g. every close waits out a lock: the next sweep goes on
         try:
-            outcome = close_order_traced(order_id, actor=OrderEvent.Actor.SWEEP)
+            outcome = close_order_traced(order_id, actor=actor)
         except Exception:
             logger.exception("safety net could not close order_id=%s", order_id)
             outcome = "failed"

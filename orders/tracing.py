@@ -160,20 +160,6 @@ def start_close_span(
     )
 
 
-def record_batch_close_spans(
-    batch: Sequence[ClosedOrder], *, batch_span: trace.Span, actor: str, begun_ns: int, committed_ns: int
-) -> None:
-    """A ``close_unpaid_order`` span per order of a committed batch, so every order stays followable.
-
-    Children of the batch's span, timed as the batch's transaction (begin → commit): made after the
-    commit, they have no database work and no children of their own.
-    """
-    parent = trace.set_span_in_context(batch_span)
-    for order in batch:
-        span = start_close_span(order, context=parent, actor=actor, start_time=begun_ns)
-        span.end(end_time=committed_ns)
-
-
 class CloseTraces:
     """Each order of a batch in its own trace ``close_unpaid_order``, naming the task's trace.
 
