@@ -17,5 +17,5 @@ class CartFull(DomainError):
 
 
 class CartItemGone(DomainError):
-    code = "not_found"
+    code = "cart_line_gone"
     default_detail = "This cart line no longer exists (ordered or removed meanwhile)."

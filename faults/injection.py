@@ -11,7 +11,7 @@ from opentelemetry import trace
 from faults.errors import CheckoutFaultInjected, FaultInjected
 from faults.models import FaultRule
 from faults.selectors import Rule, rule_for
-from mall.telemetry import names
+from orders import steps as names
 
 logger = logging.getLogger("faults")
 

@@ -1,6 +1,6 @@
 from django.db import models
 
-from mall.telemetry import names
+from orders import steps as names
 
 # The steps a rule may name: the checkout's seven, then the lifecycle operations after it.
 STEPS = (*names.CHECKOUT_STEPS, names.PAY_ORDER, names.CANCEL_ORDER, names.CLOSE_UNPAID_ORDER)

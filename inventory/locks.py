@@ -11,7 +11,7 @@ then inserted a ledger row would wait for a goods lock while holding a stock loc
 the admin's goods save (goods row, then its stock row): a deadlock.
 
 Who does what, in this order:
-- checkout (``orders.services._place_order``): order lines + sell ledger rows (goods, shared), then
+- checkout (``orders.checkout._place_order``): order lines + sell ledger rows (goods, shared), then
   ``lock_stock_rows``, then the relative update (``inventory.services.deduct_stock``).
 - cancel, per-order close, overdue sweep: the order row(s) first (they are not goods/stock/ledger
   rows and no one holding a stock lock waits for one), then the return ledger rows (goods, shared),

@@ -20,8 +20,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
-from mall.api.exceptions import STATUS_BY_CODE
-from mall.errors import DomainError
+from mall.api.exceptions import status_for
+from mall.errors import LoginLocked, lockout_detail
 
 
 class LockoutBackend(AxesStandaloneBackend):
@@ -45,25 +45,9 @@ class LockAfterTheLimitHandler(AxesDatabaseHandler):
             request.axes_locked_out = False  # the lock is in the database; it refuses the next attempt
 
 
-def lockout_detail() -> str:
-    minutes = max(1, round(settings.MALL_LOGIN_COOLOFF_SECONDS / 60))
-    return (
-        f"Too many failed log-ins for this username from this address: it is locked for {minutes} minute(s) "
-        "after the last failure, the right password included."
-    )
-
-
-class LoginLocked(DomainError):
-    code = "login_locked"
-
-    def __init__(self):
-        super().__init__(lockout_detail())
-        self.retry_after = settings.MALL_LOGIN_COOLOFF_SECONDS
-
-
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
     """AXES_LOCKOUT_CALLABLE: 429, JSON under /api/, a short page elsewhere (the admin log-in)."""
-    locked = STATUS_BY_CODE[LoginLocked.code]
+    locked = status_for(LoginLocked())
     seconds = str(settings.MALL_LOGIN_COOLOFF_SECONDS)
     if request.path.startswith("/api/"):
         body = {"code": LoginLocked.code, "detail": lockout_detail()}

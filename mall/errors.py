@@ -22,3 +22,26 @@ class DomainError(Exception):
 
     def as_dict(self) -> dict:
         return {"code": self.code, "detail": self.detail, **self.extra}
+
+
+# Of mall.auth, defined here so that the API layer's mapping of errors to statuses and the log-in views that
+# answer with it do not import each other.
+def lockout_detail() -> str:
+    """Say how long a locked username stays locked (django-axes' cool-off, ``MALL_LOGIN_COOLOFF_SECONDS``)."""
+    from django.conf import settings
+
+    minutes = max(1, round(settings.MALL_LOGIN_COOLOFF_SECONDS / 60))
+    return (
+        f"Too many failed log-ins for this username from this address: it is locked for {minutes} minute(s) "
+        "after the last failure, the right password included."
+    )
+
+
+class LoginLocked(DomainError):
+    code = "login_locked"
+
+    def __init__(self):
+        from django.conf import settings
+
+        super().__init__(lockout_detail())
+        self.retry_after = settings.MALL_LOGIN_COOLOFF_SECONDS  # seconds: the answer's Retry-After

@@ -72,7 +72,7 @@ def use_64_bit_schedule_ids() -> None:
 
     Migration orders/0005 widens ``django_q_schedule.id`` to BIGINT, but django_q's model still declares
     an ``AutoField``, and Django answers a lookup of an integer beyond its field's range with an empty
-    result (see ``orders.schedules``). Only the run-time type changes: the field's class and its migration
+    result (see ``orders.expiry``). Only the run-time type changes: the field's class and its migration
     state stay django_q's, so ``makemigrations`` stays clean.
     """
     from django.db.models import AutoField

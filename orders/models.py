@@ -1,5 +1,6 @@
 import secrets
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -116,3 +117,12 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor}"
+
+
+class ClosedOrder(NamedTuple):
+    """An order closed by ``close_overdue_batch``, with its create_order span (hex ids; empty if untraced)."""
+
+    id: int
+    order_no: str
+    trace_id: str
+    span_id: str

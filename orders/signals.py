@@ -6,7 +6,7 @@ from django.db import DatabaseError, connection
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
-from orders.schedules import ensure_safety_net_schedule
+from orders.expiry import ensure_safety_net_schedule
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 
+from orders.checkout import create_order
 from orders.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from orders.selectors import orders_of
 from orders.serializers import CheckoutSerializer, OrderDetailSerializer, OrderSerializer
-from orders.services import cancel_order, create_order, pay_order
+from orders.services import cancel_order, pay_order
 
 ACTION_PAGE = "The order, unchanged: the page to send the POST from (browsable API). Only POST acts."
 

@@ -57,7 +57,7 @@ MUTANTS = [
     mutant(
         "cart-line-lock",
         "checkout reads the cart lines without FOR UPDATE",
-        ("carts/selectors.py", "CartItem.objects.select_for_update().filter(user=user, checked=True)",
+        ("carts/locks.py", "CartItem.objects.select_for_update().filter(user=user, checked=True)",
          "CartItem.objects.filter(user=user, checked=True)"),
         tests=["tests/concurrency/test_checkout_races.py::test_a_double_submitted_checkout_without_idempotency_key_places_one_order"],
         databases=(MARIADB,),
@@ -74,7 +74,7 @@ MUTANTS = [
     mutant(
         "sweep-batch-lock",
         "the timeout sweep reads its batch without FOR UPDATE SKIP LOCKED",
-        ("orders/services.py", """overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
+        ("orders/expiry.py", """overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )""", "overdue = overdue_orders(now=now, exclude=exclude)"),
         tests=["tests/concurrency/test_sweep_locks.py",
@@ -85,7 +85,7 @@ MUTANTS = [
     mutant(
         "pay-price-float",
         "pay_price summed in float",
-        ("orders/services.py", 'pay_price = sum((line.goods_price * line.nums for line in lines), Decimal("0.00"))',
+        ("orders/checkout.py", 'pay_price = sum((line.goods_price * line.nums for line in lines), Decimal("0.00"))',
          "pay_price = sum(float(line.goods_price) * line.nums for line in lines)"),
         tests=["tests/domain/test_money.py",
                "tests/domain/test_checkout.py::test_checkout_trace_has_one_span_per_step_under_create_order"],
@@ -102,7 +102,7 @@ MUTANTS = [
     mutant(
         "fingerprint-ignored",
         "a reused Idempotency-Key with another body replays the first order",
-        ("orders/services.py", "if order is not None and order.request_fingerprint != fingerprint:",
+        ("orders/checkout.py", "if order is not None and order.request_fingerprint != fingerprint:",
          "if order is not None and order.request_fingerprint is None:"),
         tests=["tests/domain/test_order_rules.py",
                "tests/domain/test_checkout.py::test_an_idempotency_key_reused_for_another_body_is_refused"],
@@ -177,7 +177,7 @@ MUTANTS = [
     mutant(
         "idempotency-key-global",
         "an Idempotency-Key is looked up across users (one user's key returns another's order)",
-        ("orders/services.py", "Order.objects.filter(user=user, idempotency_key=idempotency_key).first()",
+        ("orders/checkout.py", "Order.objects.filter(user=user, idempotency_key=idempotency_key).first()",
          "Order.objects.filter(idempotency_key=idempotency_key).first()"),
         tests=["tests/domain/test_checkout.py::test_idempotency_keys_are_per_user"],
     ),

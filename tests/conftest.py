@@ -62,7 +62,7 @@ def _fresh_throttle_counts(request):
 @pytest.fixture(autouse=True)
 def _fresh_timeout_buckets():
     """The checkout remembers which deadline buckets it saw scheduled; test databases do not keep them."""
-    from orders.timeouts import forget_scheduled_buckets
+    from orders.expiry import forget_scheduled_buckets
 
     forget_scheduled_buckets()
 

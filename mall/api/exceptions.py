@@ -1,6 +1,6 @@
 """The one place where exceptions raised under DRF become HTTP responses: ``{"code": ..., "detail": ...}`` always.
 
-Domain errors carry a ``code`` and no HTTP: ``STATUS_BY_CODE`` gives each code its status.
+Domain errors carry a ``code`` and no HTTP: ``STATUS_BY_ERROR`` gives each error class its status.
 """
 
 import logging
@@ -12,39 +12,50 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from mall.errors import DomainError
+from carts.errors import CartEmpty, CartFull, CartItemGone, CartLineTooLarge
+from faults.errors import CheckoutFaultInjected, FaultInjected
+from goods.errors import GoodsNotFound, GoodsUnavailable
+from inventory.errors import InsufficientStock, StockChanged, StockLimitExceeded
+from mall.errors import DomainError, LoginLocked
+from orders.errors import IdempotencyKeyReused, OrderEnded, OrderNotPending, OrderTooLarge
 
 logger = logging.getLogger("mall.api")
 
-STATUS_BY_CODE: dict[str, int] = {
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
     # goods
-    "goods_not_found": status.HTTP_400_BAD_REQUEST,
-    "goods_unavailable": status.HTTP_409_CONFLICT,
+    GoodsNotFound: status.HTTP_400_BAD_REQUEST,
+    GoodsUnavailable: status.HTTP_409_CONFLICT,
     # inventory
-    "insufficient_stock": status.HTTP_409_CONFLICT,
-    "stock_changed": status.HTTP_409_CONFLICT,
-    "stock_too_large": status.HTTP_400_BAD_REQUEST,
+    InsufficientStock: status.HTTP_409_CONFLICT,
+    StockChanged: status.HTTP_409_CONFLICT,
+    StockLimitExceeded: status.HTTP_400_BAD_REQUEST,
     # carts
-    "cart_empty": status.HTTP_400_BAD_REQUEST,
-    "cart_line_too_large": status.HTTP_400_BAD_REQUEST,
-    "cart_full": status.HTTP_400_BAD_REQUEST,
-    "not_found": status.HTTP_404_NOT_FOUND,  # a cart line a checkout took meanwhile
+    CartEmpty: status.HTTP_400_BAD_REQUEST,
+    CartLineTooLarge: status.HTTP_400_BAD_REQUEST,
+    CartFull: status.HTTP_400_BAD_REQUEST,
+    CartItemGone: status.HTTP_404_NOT_FOUND,  # a cart line a checkout took meanwhile
     # orders
-    "order_not_pending": status.HTTP_409_CONFLICT,
-    "order_ended": status.HTTP_409_CONFLICT,
-    "idempotency_key_reused": status.HTTP_409_CONFLICT,
-    "order_too_large": status.HTTP_400_BAD_REQUEST,
-    "checkout_fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
+    OrderNotPending: status.HTTP_409_CONFLICT,
+    OrderEnded: status.HTTP_409_CONFLICT,
+    IdempotencyKeyReused: status.HTTP_409_CONFLICT,
+    OrderTooLarge: status.HTTP_400_BAD_REQUEST,
+    CheckoutFaultInjected: status.HTTP_503_SERVICE_UNAVAILABLE,
     # faults (manage.py faults set pay_order|cancel_order|close_unpaid_order --error)
-    "fault_injected": status.HTTP_503_SERVICE_UNAVAILABLE,
+    FaultInjected: status.HTTP_503_SERVICE_UNAVAILABLE,
     # log-in (mall.auth)
-    "login_locked": status.HTTP_429_TOO_MANY_REQUESTS,
+    LoginLocked: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
 def status_for(error: DomainError) -> int:
-    """The HTTP status of a domain error; a code missing from ``STATUS_BY_CODE`` is a refusal (400)."""
-    return STATUS_BY_CODE.get(error.code, status.HTTP_400_BAD_REQUEST)
+    """Return a domain error's HTTP status, found by its class (or a base class); an unlisted error is a refusal (400).
+
+    Keyed by class rather than by code so that two errors sharing a code cannot silently share a status.
+    """
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return status.HTTP_400_BAD_REQUEST
 
 
 def request_too_large() -> dict:

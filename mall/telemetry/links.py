@@ -4,10 +4,10 @@ import json
 from urllib.parse import quote, urlencode
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from mall.telemetry.names import CREATE_ORDER, LINK_KIND, ORDER_NO
+from mall.telemetry.names import ORDER_NO
 
 
 def span_context_from_traceparent(traceparent: str) -> SpanContext | None:
@@ -33,16 +33,6 @@ def stored_span_context(trace_id: str, span_id: str) -> SpanContext | None:
         )
     except ValueError:
         return None
-
-
-def checkout_links(*, trace_id: str, span_id: str, traceparent: str = "") -> list[Link]:
-    """The link from a later span of an order (its close) to the create_order span that placed it.
-
-    That span is the one a task's ``traceparent`` names (per-order schedules stored before the deadline
-    buckets carry one), else the one whose hex ids the order stores; no link if the checkout was not traced.
-    """
-    checkout = span_context_from_traceparent(traceparent) or stored_span_context(trace_id, span_id)
-    return [Link(checkout, {LINK_KIND: CREATE_ORDER})] if checkout is not None else []
 
 
 # --- where a trace opens: Jaeger when JAEGER_UI_URL is set, else the built-in view when the store is on

@@ -20,11 +20,12 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from mall.api.grpc_status import ERROR_CODE_METADATA_KEY, FAULT_STATUSES, grpc_status_for
 from mall.errors import DomainError
+from orders.checkout import create_order
 from orders.grpc import order_pb2, order_pb2_grpc
 from orders.models import IDEMPOTENCY_KEY_MAX_LENGTH, Order
 from orders.selectors import orders_of
 from orders.serializers import CheckoutSerializer
-from orders.services import cancel_order, create_order, pay_order  # the one import of the services (restructure)
+from orders.services import cancel_order, pay_order
 from orders.views import CheckoutRateThrottle
 
 logger = logging.getLogger("mall.grpc")

@@ -23,7 +23,7 @@ class StatementCount:
     is transaction control (BEGIN/COMMIT, which Django logs as queries too)."""
 
     lines: int
-    service: int  # orders.services.create_order
+    service: int  # orders.checkout.create_order
     service_control: int
     request: int  # POST /api/orders/: token auth, checkout, response
     request_control: int
@@ -83,14 +83,14 @@ def _post_checkout(token: str):
 
 def schedule_timeout_buckets_ahead() -> None:
     """Schedule the next few deadline buckets' closes, as the first checkout of each bucket would: the
-    checkouts measured here are the typical ones, which find their bucket scheduled (orders/timeouts.py)."""
+    checkouts measured here are the typical ones, which find their bucket scheduled (orders/expiry.py)."""
     from datetime import timedelta
 
     from django.conf import settings
     from django.db import transaction
     from django.utils import timezone
 
-    from orders.timeouts import BUCKET_SECONDS, ensure_close_scheduled
+    from orders.expiry import BUCKET_SECONDS, ensure_close_scheduled
 
     soon = timezone.now() + timedelta(seconds=settings.ORDER_PAY_TIMEOUT)
     with transaction.atomic():
@@ -104,7 +104,7 @@ def checkout_statement_counts(line_counts=LINE_COUNTS) -> list[StatementCount]:
     from django.test.utils import CaptureQueriesContext
 
     from carts.services import add_to_cart
-    from orders.services import create_order
+    from orders.checkout import create_order
 
     counts = []
     schedule_timeout_buckets_ahead()
@@ -190,7 +190,7 @@ def stock_lock_hold(checkouts: int = 100) -> LockHold:
     from django.db import connection
 
     from carts.services import add_to_cart
-    from orders.services import create_order
+    from orders.checkout import create_order
     from perf.loadgen.stats import percentile
 
     goods = new_goods(stock=1_000_000, prefix="lock")

@@ -35,7 +35,7 @@ def checkout_shaped_spans(checkouts: int, statements: list[str]):
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import SpanKind
 
-    from mall.telemetry import names
+    from orders import tracing as names
 
     exporter = InMemorySpanExporter()
     disabled = os.environ.pop("OTEL_SDK_DISABLED", None)  # the bench process runs without tracing; not this one

@@ -179,7 +179,7 @@ def measure_sweep(*, env: dict[str, str], broker: str, orders: int, redis_url: s
     print(f"  created {orders} overdue orders in {time.perf_counter() - began:.1f} s", flush=True)
     closed, seconds, tasks = 0, 0.0, 0
     with qcluster(env=env, log_path=log_dir / f"qcluster-{broker}.log"):
-        # One sweep task works within a time budget (orders.timeouts.TIME_BUDGET): queue the next
+        # One sweep task works within a time budget (orders.expiry.TIME_BUDGET): queue the next
         # one until every overdue order is closed; their run times in the worker add up.
         while closed < orders:
             task = wait_for_task(enqueue_sweep(env=env), timeout=300)

@@ -28,7 +28,7 @@ def _only_this_measurement_closes() -> None:
     from django_q.models import OrmQ, Schedule
 
     postpone_safety_net()
-    Schedule.objects.filter(func="orders.timeouts.close_due_orders").delete()
+    Schedule.objects.filter(func="orders.tasks.close_due_orders").delete()
     OrmQ.objects.all().delete()
 
 
@@ -59,7 +59,7 @@ def _due_schedules(orders, design: str) -> None:
     from django.utils import timezone
     from django_q.models import Schedule
 
-    from orders.timeouts import ensure_close_scheduled, forget_scheduled_buckets
+    from orders.expiry import ensure_close_scheduled, forget_scheduled_buckets
 
     due = timezone.now() - timedelta(seconds=1)
     if design == "bucket":
@@ -67,7 +67,7 @@ def _due_schedules(orders, design: str) -> None:
         with transaction.atomic():
             for order in orders:  # all due at once: one bucket, one schedule (the others find it)
                 ensure_close_scheduled(deadline=order.expires_at)
-        Schedule.objects.filter(func="orders.timeouts.close_due_orders").update(next_run=due)
+        Schedule.objects.filter(func="orders.tasks.close_due_orders").update(next_run=due)
         return
     Schedule.objects.bulk_create(
         (
@@ -138,7 +138,7 @@ def _place_steadily(*, rate: float, seconds: float, timeout: int, goods: list, p
     from django.test import override_settings
 
     from carts.services import add_to_cart
-    from orders.services import create_order
+    from orders.checkout import create_order
     from perf.bench.statements import CHECKOUT_BODY
 
     users = [get_user_model().objects.create_user(username=f"{prefix}-{i}", password=None) for i in range(64)]

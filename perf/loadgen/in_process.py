@@ -14,7 +14,8 @@ from carts.services import add_to_cart, delete_cart_item
 from goods.selectors import goods_list
 from mall.errors import DomainError
 from mall.telemetry import flush_telemetry
-from orders.services import create_order, pay_order
+from orders.checkout import create_order
+from orders.services import pay_order
 from perf.loadgen.plan import Shopper
 from perf.loadgen.shop import ORDER_DETAILS, Failed, LoadSetupError, Refused, Shop
 

@@ -12,6 +12,7 @@ import time
 from opentelemetry.trace import Status, StatusCode
 
 from mall.telemetry import format_trace_id, names, new_root_context
+from orders.tracing import ORDER_ID
 from perf.loadgen.plan import OrderOutcome, OrderPlan, Shopper
 
 ROOT_SPAN_NAME = "place_test_order"
@@ -115,7 +116,7 @@ def _root_attributes(shopper: Shopper, plan: OrderPlan) -> dict:
 def _annotate(span, outcome: OrderOutcome, exc: BaseException | None = None) -> None:
     span.set_attribute(names.LOADGEN_OUTCOME, outcome.result)
     if outcome.order_id is not None:
-        span.set_attribute(names.ORDER_ID, outcome.order_id)
+        span.set_attribute(ORDER_ID, outcome.order_id)
     span.set_attribute(names.LOADGEN_PAID, outcome.paid)
     if exc is not None:
         span.record_exception(exc)

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
+from orders.checkout import create_order
 from orders.models import OrderEvent
-from orders.services import create_order, pay_order
+from orders.services import pay_order
 from tests.factories import TEST_PASSWORD, UserFactory, fill_cart
 
 ORDER_LIST = "/admin/orders/order/"

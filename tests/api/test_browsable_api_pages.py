@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import TEST_PASSWORD, fill_cart
 
 pytestmark = pytest.mark.django_db

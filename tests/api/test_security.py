@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from carts.models import CartItem
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import TEST_PASSWORD, fill_cart
 from tests.support import REPO, shop_env
 

@@ -18,8 +18,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from rest_framework.authtoken.models import Token
 
 from mall.telemetry import build_sampler
-from mall.telemetry.names import CHECKOUT_STEPS
 from orders.models import Order
+from orders.tracing import CHECKOUT_STEPS
 from tests.factories import UserFactory, fill_cart
 from tests.support import free_port, qcluster, read_log, shop_env, shop_server, wait_until
 
@@ -64,7 +64,7 @@ def shopper(goods_in_stock):
 
 def postpone_the_safety_net():
     """The every-minute sweep would race the order's own timeout task at the scheduler's first pass (and
-    close it in the batch's trace, not in a close_unpaid_order trace of its own): not during this test."""
+    close it as the sweep, not as the timeout): not during this test."""
     Schedule.objects.filter(func="orders.tasks.close_overdue_orders").update(
         next_run=timezone.now() + timedelta(days=1)
     )

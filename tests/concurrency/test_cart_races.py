@@ -51,7 +51,7 @@ def test_a_cart_write_that_waited_for_a_checkout_taking_its_line_is_a_404(client
 
     assert committed.is_set()
     assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert response.json()["code"] == "cart_line_gone"
     assert not CartItem.objects.filter(pk=line.pk).exists()
 
 

@@ -7,9 +7,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from inventory.models import Stock, StockMove
+from orders.expiry import close_order_if_overdue
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import close_order_if_overdue
 from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently
 

@@ -14,9 +14,10 @@ from django.test import Client
 from django.utils import timezone
 
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
+from orders.expiry import close_order_if_overdue
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import close_order_if_overdue, create_order
 from tests.admin_pages import read_form
 from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently

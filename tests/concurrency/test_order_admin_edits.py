@@ -14,8 +14,9 @@ from django.contrib.auth.models import Permission
 from django.db import connection, connections
 from django.test import Client
 
+from orders.checkout import create_order
 from orders.models import Order, OrderEvent
-from orders.services import cancel_order, create_order
+from orders.services import cancel_order
 from tests.admin_pages import read_form
 from tests.factories import UserFactory, fill_cart
 from tests.support import mariadb_sessions, session_running

@@ -13,9 +13,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from orders.checkout import create_order
+from orders.expiry import close_overdue_batch
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import close_overdue_batch, create_order
 from tests.factories import fill_cart
 
 pytestmark = pytest.mark.django_db(transaction=True)

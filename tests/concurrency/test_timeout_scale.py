@@ -16,12 +16,13 @@ from django_q.signing import SignedPackage
 from opentelemetry.trace import SpanKind
 
 from inventory.models import Stock, StockMove
-from orders import timeouts
+from orders import expiry
+from orders.checkout import create_order
 from orders.errors import OrderNotPending
+from orders.expiry import BUCKET_SECONDS, CLOSE_DUE_TASK, bucket_end, close_due_orders, schedule_name
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, create_order, pay_order
-from orders.timeouts import BUCKET_SECONDS, CLOSE_DUE_TASK, bucket_end, close_due_orders, schedule_name
+from orders.services import cancel_order, pay_order
 from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import run_concurrently, wait_until
 
@@ -254,7 +255,7 @@ def test_the_buckets_task_closes_every_due_order_once_each_in_its_own_trace_link
 
 @pytest.mark.django_db
 def test_the_buckets_task_works_through_more_due_orders_than_one_batch(monkeypatch):
-    monkeypatch.setattr(timeouts, "BATCH_SIZE", 2)
+    monkeypatch.setattr(expiry, "BATCH_SIZE", 2)
     tea = GoodsFactory(stock_quantity=10)
     due = [place(tea, 1) for _ in range(5)]
     Order.objects.update(expires_at=timezone.now() - timedelta(seconds=1))

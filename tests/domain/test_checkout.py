@@ -8,9 +8,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from carts.models import CartItem
 from inventory.models import Stock, StockMove
-from mall.telemetry.names import CHECKOUT_STEPS
+from orders.checkout import MAX_PAY_PRICE, create_order, price_lines
+from orders.errors import OrderTooLarge
 from orders.models import Order, OrderLine
-from orders.services import create_order
+from orders.tracing import CHECKOUT_STEPS
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 
 
@@ -283,3 +284,20 @@ def test_checkouts_are_throttled_per_user(api, client_for, other_user, user, goo
     assert throttled.json()["code"] == "throttled"
     assert someone_else.status_code == 201
     assert Order.objects.filter(user=user).count() == 2
+
+
+def test_pricing_is_a_pure_function_of_the_cart_lines_and_the_goods():
+    """No database: the lines get each goods' name and price, the total is exact Decimal arithmetic."""
+    from types import SimpleNamespace as Line
+
+    goods_by_id = {1: Line(name="tea", price=Decimal("0.10")), 2: Line(name="cup", price=Decimal("3.33"))}
+
+    lines, pay_price = price_lines(items=[Line(goods_id=1, nums=3), Line(goods_id=2, nums=2)], goods_by_id=goods_by_id)
+
+    assert [(line.goods_name, line.goods_price, line.nums) for line in lines] == [
+        ("tea", Decimal("0.10"), 3),
+        ("cup", Decimal("3.33"), 2),
+    ]
+    assert pay_price == Decimal("6.96")
+    with pytest.raises(OrderTooLarge):
+        price_lines(items=[Line(goods_id=1, nums=2)], goods_by_id={1: Line(name="gold", price=MAX_PAY_PRICE)})

@@ -9,8 +9,8 @@ from django.utils import timezone
 from carts.models import CartItem
 from inventory.models import Stock, StockMove
 from mall.db import violated_constraint
+from orders.checkout import RETRIED_CONSTRAINTS, create_order
 from orders.models import Order
-from orders.services import RETRIED_CONSTRAINTS, create_order
 from tests.factories import ADDRESS, fill_cart
 
 

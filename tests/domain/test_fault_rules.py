@@ -11,8 +11,8 @@ import faults
 from faults.errors import FaultInjected
 from faults.models import FaultRule
 from faults.selectors import active_rules, forget_cached_rules, rule_for
+from orders.expiry import close_order_traced
 from orders.models import Order
-from orders.timeouts import close_order_traced
 from tests.domain.test_checkout import shop_state, stock_of
 from tests.factories import fill_cart
 from tests.support import wait_until

@@ -9,9 +9,11 @@ from django.db import IntegrityError, transaction
 
 from inventory.models import Stock, StockMove
 from inventory.services import set_stock_quantity
+from orders.checkout import create_order
+from orders.expiry import close_order_if_overdue
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, close_order_if_overdue, create_order, pay_order
+from orders.services import cancel_order, pay_order
 from tests.factories import fill_cart
 from tests.support import REPO, shop_env
 

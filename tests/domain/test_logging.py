@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from mall.telemetry import TraceContextFilter
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order
 from orders.tasks import close_unpaid_order
 from tests.factories import fill_cart
 
@@ -124,7 +124,7 @@ def test_the_console_log_line_is_one_line_of_key_values_with_the_trace_ids(
     assert "\n" not in line
     fields = dict(part.split("=", 1) for part in line.split(" msg=")[0].split(" ") if "=" in part)
     assert fields["level"] == "INFO"
-    assert fields["logger"] == "orders.services"
+    assert fields["logger"] == "orders.checkout"
     assert fields["trace_id"] == response.data["trace_id"]
     assert len(fields["span_id"]) == 16
     assert f"order_no={response.data['order_no']}" in line

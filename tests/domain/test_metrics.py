@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 from opentelemetry.sdk.metrics.export import Histogram, Sum
 
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order, pay_order
+from orders.services import pay_order
 from orders.tasks import close_unpaid_order
 from tests.factories import fill_cart
 

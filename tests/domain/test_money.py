@@ -13,8 +13,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import ADDRESS, GoodsFactory, UserFactory, fill_cart
 from tests.support import rolled_back
 

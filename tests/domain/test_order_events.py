@@ -133,7 +133,9 @@ def test_the_timeout_task_records_closed_by_timeout_in_its_own_trace(exported, p
     assert [link.trace_id for link in close.links] == [placed["trace_id"]]  # back to its checkout
 
 
-def test_the_sweep_records_closed_by_sweep_in_the_batch_trace(exported, placed, api, user, goods_in_stock, address):
+def test_the_sweep_traces_each_order_it_closes_as_the_buckets_task_does(
+    exported, placed, api, user, goods_in_stock, address
+):
     fill_cart(user, (goods_in_stock(), 1))
     second = api.post("/api/orders/", address, format="json").json()
     make_overdue(placed["id"])
@@ -141,13 +143,16 @@ def test_the_sweep_records_closed_by_sweep_in_the_batch_trace(exported, placed, 
 
     assert close_overdue_orders() == 2  # the django-q2 task function
 
+    batch_traces = set()
     for order in (placed, second):
         assert events_of(order["id"]) == [("placed", "customer"), ("closed", "sweep")]
         event = last_event(order["id"])
         close = traced_span(exported, event, "close_unpaid_order", order["order_no"])
-        [batch] = [s for s in exported.trace(event.trace_id) if s.span_id == close.parent_span_id]
-        assert batch.name == "close_overdue_orders"
-    assert last_event(placed["id"]).trace_id == last_event(second["id"]).trace_id  # one batch, one trace
+        assert close.parent_span_id == "" and close.kind == "CONSUMER"  # a root of its own, like the bucket's
+        assert [link.trace_id for link in close.links] == [order["trace_id"]]  # back to its checkout
+        batch_traces.add(close.attributes["mall.timeout.task_trace_id"])
+    [batch_trace] = batch_traces  # one batch
+    assert [s.name for s in exported.trace(batch_trace)][-1:] == ["close_overdue_orders"]
 
 
 def test_a_refused_pay_is_not_a_span_error_and_records_nothing(exported, api, placed):

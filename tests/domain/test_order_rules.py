@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.errors import IdempotencyKeyReused
+from orders.expiry import close_order_if_overdue
 from orders.models import Order
-from orders.services import close_order_if_overdue, create_order
 from tests.factories import fill_cart
 
 pytestmark = pytest.mark.django_db

@@ -77,7 +77,7 @@ def test_a_caller_that_did_not_sample_is_not_overruled_but_still_gets_the_trace_
 
 @pytest.fixture
 def order_of_other_user(other_user, goods_in_stock, address):
-    from orders.services import create_order
+    from orders.checkout import create_order
 
     fill_cart(other_user, (goods_in_stock(), 1))
     return create_order(user=other_user, **address).order

@@ -20,9 +20,9 @@ from goods.models import Goods
 from inventory.errors import InsufficientStock
 from inventory.models import Stock, StockMove
 from mall.errors import DomainError
+from orders.checkout import create_order
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import ADDRESS, GoodsFactory, UserFactory
 
 

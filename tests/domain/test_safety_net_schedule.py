@@ -4,7 +4,7 @@ import pytest
 from django.core import checks
 from django_q.models import Schedule
 
-from orders.schedules import SAFETY_NET_FUNC, SAFETY_NET_NAME, ensure_safety_net_schedule
+from orders.expiry import SAFETY_NET_FUNC, SAFETY_NET_NAME, ensure_safety_net_schedule
 from tests.support import qcluster, read_log, run_concurrently, shop_env, wait_until
 
 

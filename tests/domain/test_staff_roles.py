@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from inventory.models import Stock
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order
 from tests.domain.test_stock_edits import staff_with
 from tests.factories import UserFactory, fill_cart
 

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.invariants import check_invariants
-from orders.services import create_order
 from tests.admin_pages import page_messages, read_form
 from tests.factories import UserFactory, fill_cart
 

@@ -9,7 +9,7 @@ from django.utils.timezone import template_localtime
 
 from inventory.models import Stock
 from inventory.services import adjust_stock
-from orders.services import close_overdue_batch
+from orders.expiry import close_overdue_batch
 from tests.factories import fill_cart
 
 LONG_AGO = timedelta(days=3)

@@ -19,12 +19,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from inventory.errors import InsufficientStock
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.errors import CheckoutFaultInjected, OrderNotPending
+from orders.expiry import BUCKET_SECONDS, CLOSE_DUE_TASK, close_overdue_batch
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import cancel_order, close_overdue_batch, create_order, pay_order
-from orders.tasks import close_overdue_orders, close_unpaid_order
-from orders.timeouts import BUCKET_SECONDS, CLOSE_DUE_TASK
+from orders.services import cancel_order, pay_order
+from orders.tasks import close_due_orders, close_overdue_orders, close_unpaid_order
 from tests.factories import fill_cart
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"  # one schedule per order (schedules stored before buckets)
@@ -418,7 +419,7 @@ def test_each_order_of_a_batch_returns_its_lines_once(overdue_orders, pantry):
     assert check_invariants() == []
 
 
-def test_a_batch_is_one_trace_with_a_linked_close_span_per_order(overdue_orders, spans):
+def test_a_batch_is_one_trace_and_each_order_closed_its_own_trace_linked_to_its_checkout(overdue_orders, spans):
     orders = overdue_orders(5)
     checkout_of = {s.attributes["mall.order.no"]: s for s in finished(spans, "create_order")}
     spans.clear()
@@ -429,24 +430,34 @@ def test_a_batch_is_one_trace_with_a_linked_close_span_per_order(overdue_orders,
     assert [b.attributes["mall.sweep.closed"] for b in batches] == [2, 2, 1]
     assert all(b.parent is None and b.kind is SpanKind.CONSUMER for b in batches)
     assert len({b.context.trace_id for b in batches}) == 3  # a new trace per batch
-    batch_by_id = {b.context.span_id: b for b in batches}
+    batch_traces = {f"{b.context.trace_id:032x}" for b in batches}
     closes = finished(spans, "close_unpaid_order")
     assert sorted(c.attributes["mall.order.no"] for c in closes) == sorted(order.order_no for order in orders)
-    for close in closes:
-        batch = batch_by_id[close.parent.span_id]
-        assert close.context.trace_id == batch.context.trace_id
-        assert batch.start_time <= close.start_time < close.end_time <= batch.end_time
+    for close in closes:  # the shape of the deadline buckets' task: a root per order, naming the batch's trace
+        assert close.parent is None and close.kind is SpanKind.CONSUMER
+        assert close.attributes["mall.timeout.task_trace_id"] in batch_traces
         checkout = checkout_of[close.attributes["mall.order.no"]]
         assert [(link.context.trace_id, link.context.span_id) for link in close.links] == [
             (checkout.context.trace_id, checkout.context.span_id)
         ]
         assert close.attributes["mall.order.outcome"] == "closed"
+        assert close.attributes["mall.order.actor"] == "sweep"
         assert close.attributes["mall.order.id"] == Order.objects.get(order_no=close.attributes["mall.order.no"]).pk
-    close_ids = {c.context.span_id for c in closes}
-    statements = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
-    assert {"SELECT", "UPDATE", "INSERT"} <= {s.name for s in statements}
-    assert all(s.parent is not None and s.parent.span_id in batch_by_id for s in statements)
-    assert not [s for s in spans.get_finished_spans() if s.parent is not None and s.parent.span_id in close_ids]
+
+
+def test_orders_of_a_failed_bucket_batch_are_closed_one_by_one_and_their_events_name_the_timeout(
+    place_order, tea, spans
+):
+    broken, *healthy = [place_order((tea, 1)) for _ in range(3)]
+    for order in (broken, *healthy):
+        make_overdue(order)
+    _broken(broken)
+
+    assert close_due_orders() == 2  # the bucket's batch fails; its fallback closes the others one by one
+
+    assert [status_of(order) for order in healthy] == [Order.Status.CLOSED] * 2
+    for order in healthy:
+        assert list(order.events.filter(kind="closed").values_list("actor", flat=True)) == ["timeout"]
 
 
 def test_nothing_overdue_makes_no_trace(place_order, tea, spans):

@@ -19,9 +19,9 @@ from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from mall.telemetry.names import CHECKOUT_STEPS
 from orders.models import Order
 from orders.tasks import close_unpaid_order
+from orders.tracing import CHECKOUT_STEPS
 from tests.factories import TEST_PASSWORD, fill_cart
 from tests.span_forwarding import spans_also_to
 from tests.support import REPO, wait_until

@@ -3,7 +3,7 @@
 import pytest
 
 from mall.telemetry import DropOrphanDbSpans
-from mall.telemetry.names import CHECKOUT_STEPS
+from orders.tracing import CHECKOUT_STEPS
 from tests.domain.test_propagation import CALLER_TRACE_ID, traceparent
 from tests.factories import fill_cart
 

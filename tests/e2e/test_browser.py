@@ -15,9 +15,9 @@ from django.conf import global_settings
 from playwright.sync_api import Page, expect, sync_playwright
 
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import TEST_PASSWORD, fill_cart
 from tests.support import REPO, shop_env, shop_server
 

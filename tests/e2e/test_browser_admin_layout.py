@@ -6,7 +6,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from inventory.models import StockMove
-from orders.services import create_order, pay_order
+from orders.checkout import create_order
+from orders.services import pay_order
 from tests.e2e import test_browser as browser_setup
 from tests.factories import fill_cart
 

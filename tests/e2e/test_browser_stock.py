@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 
 from goods.models import Goods
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.invariants import check_invariants
-from orders.services import create_order
 from tests.e2e.test_browser import (  # noqa: F401 - fixtures
     browser,
     log_into_admin,

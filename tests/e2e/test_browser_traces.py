@@ -14,7 +14,7 @@ import requests
 from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
-from mall.telemetry.names import CHECKOUT_STEPS
+from orders.tracing import CHECKOUT_STEPS
 from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
     browser,
     log_into_admin,

@@ -26,7 +26,7 @@ from tests.support import free_port, qcluster, read_log, running, shop_env, shop
 
 pytestmark = pytest.mark.slow
 
-CLOSE_TASK = "orders.timeouts.close_due_orders"  # the task of the order's deadline bucket
+CLOSE_TASK = "orders.tasks.close_due_orders"  # the task of the order's deadline bucket
 PAY_TIMEOUT = 3  # seconds
 CLOSE_WAIT = 90  # the scheduler wakes ~30 s after start, then every 30 s; a ONCE schedule fires 0–30 s late
 

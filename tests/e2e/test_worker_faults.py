@@ -9,9 +9,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from inventory.models import Stock, StockMove
+from orders.checkout import create_order
 from orders.invariants import check_invariants
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import GoodsFactory, UserFactory, fill_cart
 from tests.support import qcluster, read_log, shop_env, wait_until
 
@@ -32,7 +32,7 @@ def test_a_worker_killed_mid_sweep_closes_every_overdue_order_exactly_once_after
     Order.objects.update(expires_at=past)
     # Schedules stored before deadline buckets, one per order (their task still runs): slow enough per order
     # for the kill to land mid-way. (A bucket's task closes 500 orders per transaction: a kill rolls one back.)
-    Schedule.objects.filter(func="orders.timeouts.close_due_orders").delete()
+    Schedule.objects.filter(func="orders.tasks.close_due_orders").delete()
     Schedule.objects.bulk_create(
         Schedule(
             func="orders.tasks.close_unpaid_order", args=repr((pk, "")), schedule_type=Schedule.ONCE, next_run=past

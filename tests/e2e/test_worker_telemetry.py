@@ -11,8 +11,8 @@ from django.utils import timezone
 from django_q.models import Task
 from django_q.tasks import async_task
 
+from orders.checkout import create_order
 from orders.models import Order
-from orders.services import create_order
 from tests.factories import UserFactory, fill_cart
 from tests.support import free_port, qcluster, read_log, shop_env, wait_until
 

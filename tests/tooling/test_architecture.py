@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.db.transaction import TransactionManagementError
 
-from mall.api.exceptions import STATUS_BY_CODE
+from mall.api.exceptions import STATUS_BY_ERROR, status_for
 from mall.errors import DomainError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def _domain_errors() -> list[type[DomainError]]:
     import faults.errors  # noqa: F401
     import goods.errors  # noqa: F401
     import inventory.errors  # noqa: F401
-    import mall.auth  # noqa: F401
+    import mall.errors  # noqa: F401
     import orders.errors  # noqa: F401
 
     def subclasses(cls):
@@ -71,13 +71,24 @@ def _domain_errors() -> list[type[DomainError]]:
 def test_every_domain_error_code_has_its_http_status_in_the_api_layer():
     errors = _domain_errors()
     assert errors, "no domain errors found"
-    assert [error.__qualname__ for error in errors if error.code not in STATUS_BY_CODE] == []
+    assert [error.__qualname__ for error in errors if error not in STATUS_BY_ERROR] == []
+    codes = [error.code for error in errors]
+    assert sorted({code for code in codes if codes.count(code) > 1}) == [], "two error classes share a code"
     assert [error.__qualname__ for error in errors if hasattr(error, "status_code")] == []
 
 
 def test_faults_are_answered_5xx_and_refusals_4xx():
     for error in _domain_errors():
-        assert (STATUS_BY_CODE[error.code] >= 500) == error.fault, error.__qualname__
+        assert (STATUS_BY_ERROR[error] >= 500) == error.fault, error.__qualname__
+
+
+def test_a_domain_error_subclass_takes_its_listed_base_class_status():
+    from inventory.errors import InsufficientStock
+
+    class NarrowerShortage(InsufficientStock):
+        pass
+
+    assert status_for(NarrowerShortage()) == STATUS_BY_ERROR[InsufficientStock]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -124,3 +135,101 @@ def test_no_product_module_imports_the_perf_package():
                     if module.split(".")[0] == "perf" and not (door and (module + ".").startswith(door + ".")):
                         importers.setdefault(relative, set()).add(module)
     assert importers == {}
+
+
+# The project's own packages, the product (the performance lab, perf/, is not part of it).
+PROJECT_PACKAGES = ("goods", "inventory", "carts", "orders", "mall", "traces", "faults")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Map each module of ``PROJECT_PACKAGES`` to the project modules it imports (module or function level).
+
+    ``from package import name`` counts as an import of ``package.name`` when that is a module, else of
+    ``package``; the parents a dotted import runs implicitly are not counted.
+    """
+    paths = [path for package in PROJECT_PACKAGES for path in sorted((REPO / package).rglob("*.py"))]
+    modules = {_module_name(path): path for path in paths if "migrations" not in path.parts}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                for alias in node.names:
+                    if f"{base}.{alias.name}" in modules:
+                        found.add(f"{base}.{alias.name}")
+                    elif base in modules:
+                        found.add(base)
+        graph[module] = found - {module}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the groups of modules that import each other, directly or round a cycle (Tarjan's SCCs)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph.get(module, ())):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_two_modules_of_the_project_import_each_other():
+    graph = module_imports()
+    assert "orders.checkout" in graph and "orders.expiry" in graph["orders.checkout"], "the graph is built"
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle_round_three_modules():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+DOMAIN_APPS = ("orders", "inventory", "carts", "goods")
+
+
+def test_no_business_function_takes_a_span():
+    """Spans come from decorators and context managers at the boundaries, so only a tracing module may take one."""
+    takers = []
+    for app in DOMAIN_APPS:
+        for path in sorted((REPO / app).rglob("*.py")):
+            if path.stem == "tracing":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                    if any(argument.arg == "span" or argument.arg.endswith("_span") for argument in arguments):
+                        takers.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert takers == []

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0005_schedule_next_run_index'),
+        ('orders', '0006_task_paths_of_orders_tasks'),
     ]
 
     operations = [
