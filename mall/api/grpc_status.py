@@ -22,9 +22,11 @@ GRPC_STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
     "cart_empty": grpc.StatusCode.INVALID_ARGUMENT,  # the original's "购物车中没有结算的商品"
     "cart_line_too_large": grpc.StatusCode.INVALID_ARGUMENT,
     "cart_full": grpc.StatusCode.INVALID_ARGUMENT,
-    "not_found": grpc.StatusCode.NOT_FOUND,
+    "cart_line_gone": grpc.StatusCode.NOT_FOUND,
+    "not_found": grpc.StatusCode.NOT_FOUND,  # an unknown order
     # orders
     "order_not_pending": grpc.StatusCode.FAILED_PRECONDITION,
+    "order_ended": grpc.StatusCode.FAILED_PRECONDITION,
     "idempotency_key_reused": grpc.StatusCode.ALREADY_EXISTS,
     "order_too_large": grpc.StatusCode.INVALID_ARGUMENT,
     "checkout_fault_injected": grpc.StatusCode.UNAVAILABLE,
