@@ -1,10 +1,10 @@
 """The payment timeout: schedules by deadline bucket, the tasks' closes, and the safety-net sweep.
 
 One django-q2 ONCE schedule per BUCKET_SECONDS of deadlines, not one per order: django-q2's scheduler
-spends ~5 ms per due schedule (task signing, broker push, delete) and every task pays the cluster's
-per-task costs (pusher, worker, result monitor, telemetry flush): 5–76 closes/s measured on 2 cores
-(docs/PERFORMANCE.md, "Payment timeout at scale"). Here the checkout makes sure a schedule exists for
-the end of its deadline's bucket; that schedule's task closes every order past its deadline at that
+does work per due schedule (task signing, broker push, delete) and every task pays the cluster's
+per-task costs (pusher, worker, result monitor, telemetry flush), so one task per order cannot follow
+a busy shop (figures: docs/PERFORMANCE.md, "Payment timeout at scale"). Here the checkout makes sure a
+schedule exists for the end of its deadline's bucket; that schedule's task closes every order past its deadline at that
 moment, BATCH_SIZE per transaction (``close_overdue_batch``), each order in its own ``close_unpaid_order``
 trace linked to its checkout. Pending schedules: ORDER_PAY_TIMEOUT ÷ BUCKET_SECONDS, whatever the
 order rate. Latency: the deadline's bucket end (≤ BUCKET_SECONDS) plus the scheduler's 0–30 s.
