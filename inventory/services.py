@@ -19,8 +19,8 @@ MAX_STOCK_QUANTITY = 2_000_000_000  # fits the integer column with room to spare
 def _add_to_stock(deltas: Mapping[int, int]) -> None:
     """Add delta to quantity for each goods id and stamp ``updated_at``, in one relative UPDATE.
 
-    Written by hand: the ORM's ``bulk_update``, or ``update()`` with a ``Case``, costs ~1 ms to build
-    (the profile's most expensive statement of the checkout, docs/PERFORMANCE.md); this one ~0.05 ms.
+    Written by hand: the ORM's ``bulk_update``, or ``update()`` with a ``Case``, is slow to build (the
+    profile's most expensive statement of the checkout; figures: docs/PERFORMANCE.md); this one is not.
     Only identifiers from the model's metadata are put into the text, quoted by the backend; every
     value is a bound parameter. The database's non-negative CHECK constraint still guards the result.
     """

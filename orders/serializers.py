@@ -1,7 +1,7 @@
 """Order input and output.
 
 The output serializers declare their fields: a ``ModelSerializer`` rebuilds its fields from the
-model on every response, which was ~10 % of a checkout's CPU (docs/PERFORMANCE.md).
+model on every response, a large share of a checkout's CPU (figures: docs/PERFORMANCE.md).
 """
 
 from rest_framework import serializers

@@ -1,7 +1,7 @@
 """An in-process OTLP receiver for tests: what the shop really puts on the wire, decoded.
 
 It listens on both OTLP transports the shop can be configured with (gRPC and HTTP/protobuf, free ports of
-127.0.0.1; ``perf.bench.otlp_sink.OtlpServer``) and decodes each export request with opentelemetry-proto into
+127.0.0.1; ``harness.otlp.OtlpServer``) and decodes each export request with opentelemetry-proto into
 simple records (:class:`ReceivedSpan`, :class:`ReceivedMetric`). ``stall()`` makes the receiver hold every
 export request until ``resume()`` (a slow collector); ``stop()`` releases them.
 """
@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from perf.bench.otlp_sink import OtlpServer
+from harness.otlp import OtlpServer
 
 _STALL_LIMIT = 60.0  # seconds a stalled export is held at most, so a forgotten resume() cannot hang a test
 

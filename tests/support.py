@@ -11,10 +11,12 @@ from pathlib import Path
 
 from django.db import connection
 
-from perf.bench import server
-from perf.bench.environment import REPO  # noqa: F401 - the tests import it from here
-from perf.bench.server import free_port  # noqa: F401 - the tests import it from here
-from perf.loadgen.threads import run_together
+from harness import processes
+from harness.processes import (
+    REPO,  # noqa: F401 - the tests import it from here
+    free_port,  # noqa: F401 - the tests import it from here
+)
+from harness.threads import run_together
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
@@ -65,14 +67,14 @@ def read_log(log_dir: Path, name: str) -> str:
 @contextmanager
 def running(args: list[str], *, env: dict[str, str], name: str, log_dir: Path):
     """Run a process for the duration of the block (SIGTERM, then SIGKILL at its end), logging to ``<name>.log``."""
-    with server.running(args, env=env, log_path=log_path(log_dir, name)) as process:
+    with processes.running(args, env=env, log_path=log_path(log_dir, name)) as process:
         yield process
 
 
 @contextmanager
 def shop_server(*, env: dict[str, str], log_dir: Path, workers: int = 1):
     """A gunicorn server of the shop on a free port; yields its base URL once it answers."""
-    with server.gunicorn(
+    with processes.gunicorn(
         env=env,
         workers=workers,
         threads=4,
@@ -85,7 +87,7 @@ def shop_server(*, env: dict[str, str], log_dir: Path, workers: int = 1):
 @contextmanager
 def qcluster(*, env: dict[str, str], log_dir: Path):
     """A real django-q2 cluster (``manage.py qcluster``); stopped with SIGTERM to the parent only."""
-    with server.qcluster(env=env, log_path=log_path(log_dir, "qcluster")) as process:
+    with processes.qcluster(env=env, log_path=log_path(log_dir, "qcluster")) as process:
         yield process
 
 

@@ -7,7 +7,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parents[2]
+from harness.processes import REPO
+
 PAY_TIMEOUT = 7 * 24 * 3600  # no checkout of the bench ever becomes overdue on its own
 
 

@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from perf.bench.environment import REPO, database_name, mysql_server_connection
-from perf.bench.server import free_port
+from harness.processes import REPO, free_port
+from perf.bench.environment import database_name, mysql_server_connection
 
 
 def _close(sock: socket.socket) -> None:

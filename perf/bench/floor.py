@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from harness.threads import run_together
 from orders.models import new_order_no
 from perf.bench.driver import Driver
 from perf.bench.statements import CHECKOUT_BODY, CapturedCycle
-from perf.loadgen.threads import run_together
 
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
 _INSERT_COLUMNS = re.compile(r"^INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.IGNORECASE)

@@ -23,10 +23,10 @@ from pathlib import Path
 import grpc  # noqa: E402
 import requests  # noqa: E402
 
+from harness.processes import free_port, gunicorn, running, tail  # noqa: E402
+from harness.threads import run_together  # noqa: E402
 from perf.bench.environment import REPO, prepare, shop_environment, tracing_off  # noqa: E402
-from perf.bench.server import free_port, gunicorn, running, tail  # noqa: E402
 from perf.loadgen.cycles import BatchResult, Buyer, run_batch  # noqa: E402
-from perf.loadgen.threads import run_together  # noqa: E402
 
 CHECKOUT = {"address": "1 Bench Street", "signer_name": "Bench", "signer_mobile": "+15550100"}
 

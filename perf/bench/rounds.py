@@ -85,7 +85,7 @@ def _settle(sink, expected: float, *, timeout: float = 3.0) -> None:
 def measure_rounds(args, env, sink, seed_data, results, plan, fingerprint) -> None:
     """Both shops (tracing on and off) run side by side; short batches alternate between the configurations,
     reversing their order every round, so that load changes on a shared machine hit all of them alike."""
-    from perf.bench.server import gunicorn
+    from harness.processes import gunicorn
 
     parts = ["tracing on distinct", "tracing off distinct", *SAMPLED_PARTS, STORE_PART, "tracing on hot", "floor"]
     parts = [part for part in parts if not any(part in SKIPPED_PARTS.get(k, ()) for k in args.skip)]
@@ -145,7 +145,7 @@ def measure_floor(args, seed_data, results, plan, fingerprint) -> None:
 
 
 def measure_memory(args, env, seed_data, results) -> None:
-    from perf.bench.server import children, gunicorn, memory_kib
+    from harness.processes import children, gunicorn, memory_kib
 
     log = Path(args.log_dir) / "gunicorn-memory.log"
     with gunicorn(env=env, workers=args.workers, threads=args.threads, log_path=log) as (base_url, master):

@@ -33,11 +33,11 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
+from harness.processes import children, free_port  # noqa: E402
 from perf.bench.environment import prepare  # noqa: E402
 from perf.bench.environment import shop_environment as bench_environment  # noqa: E402
 from perf.bench.faults import CollectorProxy, RedisServer, Supervised, kill_database_connections  # noqa: E402
 from perf.bench.otlp_sink import OtlpSink  # noqa: E402
-from perf.bench.server import children, free_port  # noqa: E402
 from perf.bench.statements import CHECKOUT_BODY  # noqa: E402
 
 OUTAGE_GRACE = 8.0  # seconds after an outage in which its 503s/transport errors are still its own

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from perf.bench.environment import REPO, clear_redis_queue
+from harness.processes import REPO
+from perf.bench.environment import clear_redis_queue
 from perf.bench.statements import CHECKOUT_BODY
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"  # one order's close (the design before deadline buckets)
@@ -168,7 +169,7 @@ def check_returned(*, goods, stock_before: int, prefix: str, count: int) -> bool
 
 def measure_sweep(*, env: dict[str, str], broker: str, orders: int, redis_url: str, log_dir: Path) -> SweepResult:
     """``orders`` overdue orders closed by sweep tasks on one worker of a real cluster with ``broker``."""
-    from perf.bench.server import qcluster
+    from harness.processes import qcluster
 
     env = {**env, "DJANGO_Q_WORKERS": "1"}
     if broker == "redis":

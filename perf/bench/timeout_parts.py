@@ -6,8 +6,8 @@ import secrets
 import time
 from datetime import timedelta
 
+from harness.processes import qcluster
 from perf.bench.environment import clear_redis_queue
-from perf.bench.server import qcluster
 from perf.bench.sweep import CLOSE_TASK, in_shop, overdue_orders, postpone_safety_net, wait_for
 from perf.bench.timeout_results import Burst, Steady, TimeoutSettings
 

@@ -5,5 +5,5 @@
   service functions in this process, or a running shop over HTTP, traced across both);
 - ``perf.loadgen.runner``: places the planned orders on threads; ``perf.loadgen.summary``: the run's figures;
 - ``perf.loadgen.cycles``: the bench's cart + checkout cycles over HTTP, counted and timed;
-- ``perf.loadgen.threads``: the thread harness both run on; ``perf.loadgen.stats``: the percentile they report.
+- ``perf.loadgen.stats``: the percentile they report; both run on ``harness.threads`` (shared with the tests).
 """

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import requests
 
+from harness.threads import run_together
 from perf.loadgen.stats import percentile
-from perf.loadgen.threads import run_together
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import queue
 import threading
 from collections.abc import Callable
 
+from harness.threads import run_together
 from perf.loadgen.plan import OrderOutcome, OrderPlan, Shopper
 from perf.loadgen.shop import Shop
-from perf.loadgen.threads import run_together
 
 
 def run_orders(

@@ -7,7 +7,7 @@ import redis
 import requests
 from rest_framework.authtoken.models import Token
 
-from perf.bench import server
+from harness import processes as server
 from tests.support import shop_env, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -233,3 +233,36 @@ def test_no_business_function_takes_a_span():
                     if any(argument.arg == "span" or argument.arg.endswith("_span") for argument in arguments):
                         takers.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
     assert takers == []
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Return the top-level packages a file imports (absolute imports, module or function level)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+# Tests of the lab itself drive it; every other test reaches processes and receivers through harness/.
+LAB_TESTS = ("tests/tooling/test_bench_*.py", "tests/e2e/test_place_test_orders*.py")
+
+
+def test_tests_do_not_import_the_perf_package():
+    importers = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "tests").rglob("*.py"))
+        if not any(path.match(str(REPO / pattern)) for pattern in LAB_TESTS) and "perf" in _top_level_imports(path)
+    ]
+    assert importers == []
+
+
+def test_the_shared_harness_imports_neither_the_tests_nor_the_lab_nor_the_product():
+    project = {"tests", "perf", "goods", "inventory", "carts", "orders", "mall"}
+    importers = {
+        str(path.relative_to(REPO)): sorted(_top_level_imports(path) & project)
+        for path in sorted((REPO / "harness").rglob("*.py"))
+    }
+    assert {path: modules for path, modules in importers.items() if modules} == {}

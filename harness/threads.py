@@ -1,4 +1,4 @@
-"""The thread harness of the load tools: worker threads released together that share a list of jobs."""
+"""Run worker threads released together that share a list of jobs (the load tools' and the tests' harness)."""
 
 from __future__ import annotations
 

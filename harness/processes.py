@@ -1,6 +1,6 @@
-"""The shop under gunicorn (and a django-q2 cluster) as subprocesses, with their workers' memory.
+"""Start the shop under gunicorn (and a django-q2 cluster) as subprocesses, and read their workers' memory.
 
-The bench starts its shops here, and so do the tests (tests/support.py) on the test database.
+The tests (tests/support.py, on the test database) and the perf lab (perf/bench) both start their shops here.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import requests
 
-from perf.bench.environment import REPO
+REPO = Path(__file__).resolve().parents[1]  # the repository: every process runs in it
 
 
 def free_port() -> int:
+    """Return a TCP port of 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
