@@ -279,7 +279,7 @@ CALLER_SPAN_ID = "00f067aa0ba902b7"
 def test_a_call_is_traced_server_span_create_order_steps_sql_in_the_callers_trace(
     transactional_db, tmp_path, buyer, otlp_receiver
 ):
-    from mall.telemetry.names import CHECKOUT_STEPS
+    from orders.tracing import CHECKOUT_STEPS
 
     user, key = buyer
     fill_cart(user, (GoodsFactory(stock_quantity=5), 1), (GoodsFactory(stock_quantity=5), 2))
