@@ -187,6 +187,9 @@ def test_a_second_signal_while_the_stop_is_starting_is_the_same_stop(database_ur
     for entry in REPO.iterdir():
         if entry.name != "scripts":
             (checkout / entry.name).symlink_to(entry)
+    for entry in (REPO / "scripts").iterdir():  # the scripts it calls (scripts/banner)
+        if entry.name != "run":
+            (checkout / "scripts" / entry.name).symlink_to(entry)
     copy = checkout / "scripts" / "run"
     copy.write_text(script.replace(marked, marked + "    kill -TERM $$\n"))
     copy.chmod(0o755)
