@@ -36,6 +36,9 @@ def _order_id(args: str | None) -> int | None:
 
 def to_orders_tasks(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
+    # The historical model does not have mall.patches.use_64_bit_schedule_ids: without it, a schedule id past
+    # 2^31 (migration 0005 widened the column) is found by no pk lookup, so save() would INSERT it again.
+    Schedule._meta.pk.get_internal_type = lambda: "BigAutoField"
     Order = apps.get_model("orders", "Order")
     Schedule.objects.filter(func=OLD_BUCKET_TASK).update(func=BUCKET_TASK)
     for per_order in Schedule.objects.filter(func=PER_ORDER_TASK).order_by("pk"):
