@@ -17,6 +17,13 @@ CHECKOUT_OUTCOMES = (
     CHECKOUT_ERROR,
 )
 
+# Seconds, so a checkout's few milliseconds to seconds fall across the buckets: the HTTP semantic
+# conventions' boundaries for http.server.request.duration. The SDK's default boundaries (0, 5, 10, 25, ...
+# 10000) are made for milliseconds and would put every checkout in the first bucket.
+DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+STEP = "mall.step"  # the attribute naming a checkout step (orders.steps.CHECKOUT_STEPS) on its histogram
+STEP_OK = "ok"
+
 _meter = metrics.get_meter("mall.orders")
 
 orders_placed = _meter.create_counter(
@@ -25,7 +32,16 @@ orders_placed = _meter.create_counter(
     description="Checkouts by outcome: placed, a refusal's code (cart_empty, insufficient_stock, ...) or error",
 )
 checkout_duration = _meter.create_histogram(
-    "mall.checkout.duration", unit="s", description="Duration of a checkout (create_order), by outcome"
+    "mall.checkout.duration",
+    unit="s",
+    description="Duration of a checkout (create_order), by outcome",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
+)
+checkout_step_duration = _meter.create_histogram(
+    "mall.checkout.step.duration",
+    unit="s",
+    description="Duration of each checkout step (mall.step), by outcome: ok, a refusal's code or error",
+    explicit_bucket_boundaries_advisory=DURATION_BUCKETS_S,
 )
 orders_closed = _meter.create_counter(
     "mall.orders.closed", unit="{order}", description="Orders ended without payment, by reason: timeout | cancelled"
@@ -33,3 +49,12 @@ orders_closed = _meter.create_counter(
 stock_returned = _meter.create_counter(
     "mall.stock.returned", unit="{unit}", description="Units of stock returned by cancelled and closed orders"
 )
+
+
+def step_outcome(error: BaseException | None) -> str:
+    """Name how a checkout step ended, for its histogram: ``ok``, the refusal's code, or ``error`` (a fault)."""
+    if error is None:
+        return STEP_OK
+    if isinstance(error, CHECKOUT_REFUSALS):
+        return error.code
+    return CHECKOUT_ERROR

@@ -26,6 +26,7 @@ from mall.telemetry import format_span_id, format_trace_id, new_root_context
 from mall.telemetry.links import span_context_from_traceparent, stored_span_context
 from mall.telemetry.names import LINK_KIND, ORDER_NO, USER_ID
 from mall.telemetry.spans import mark_failure, operation_span
+from orders import metrics
 from orders.models import ClosedOrder
 from orders.steps import (  # noqa: F401 - the span names, re-exported: orders.steps defines them
     CANCEL_ORDER,
@@ -79,16 +80,27 @@ def checkout_span_ids() -> tuple[str, str]:
 
 
 def checkout_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Make a function a checkout step (``CHECKOUT_STEPS``): its own span under ``create_order``, and
-    its fault point (``faults.inject``: the fault rules in force, ``manage.py faults``, make it fail, wait or hold)."""
+    """Make a function a checkout step (``CHECKOUT_STEPS``): its own span under ``create_order``, its
+    duration in ``mall.checkout.step.duration`` (``mall.step``, outcome), and its fault point
+    (``faults.inject``: the fault rules in force, ``manage.py faults``, make it fail, wait or hold)."""
     if name not in CHECKOUT_STEPS:
         raise ValueError(f"{name!r} is not a checkout step of the contract")
 
     def decorate(step: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(step)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            with operation_span(tracer, name), faults.inject(name):
-                return step(*args, **kwargs)
+            started, error = time.perf_counter(), None
+            try:
+                # The fault point inside the timing: a step a rule holds is slow in the metric as in the trace.
+                with operation_span(tracer, name), faults.inject(name):
+                    return step(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                metrics.checkout_step_duration.record(
+                    time.perf_counter() - started, {metrics.STEP: name, "outcome": metrics.step_outcome(error)}
+                )
 
         return run
 

@@ -77,6 +77,8 @@ class ReceivedPoint:
     value: float | int | None  # sums and gauges
     count: int | None = None  # histograms
     sum: float | None = None  # histograms
+    bounds: tuple[float, ...] = ()  # explicit histograms: the bucket boundaries
+    bucket_counts: tuple[int, ...] = ()  # explicit histograms: one more than the boundaries
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,18 @@ def decode_metrics(request: metrics_service_pb2.ExportMetricsServiceRequest, *, 
                 data = getattr(metric, data_type)
                 if data_type in ("sum", "gauge"):
                     points = tuple(ReceivedPoint(decode_attributes(p.attributes), _number(p)) for p in data.data_points)
+                elif data_type == "histogram":
+                    points = tuple(
+                        ReceivedPoint(
+                            decode_attributes(p.attributes),
+                            None,
+                            count=p.count,
+                            sum=p.sum,
+                            bounds=tuple(p.explicit_bounds),
+                            bucket_counts=tuple(p.bucket_counts),
+                        )
+                        for p in data.data_points
+                    )
                 else:
                     points = tuple(
                         ReceivedPoint(decode_attributes(p.attributes), None, count=p.count, sum=p.sum)

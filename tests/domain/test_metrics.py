@@ -3,6 +3,7 @@
 The in-memory reader is cumulative over the whole test session: tests assert the change they cause.
 """
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -10,9 +11,11 @@ from django.utils import timezone
 from opentelemetry.sdk.metrics.export import Histogram, Sum
 
 from orders.checkout import create_order
+from orders.metrics import DURATION_BUCKETS_S
 from orders.models import Order
 from orders.services import pay_order
 from orders.tasks import close_unpaid_order
+from orders.tracing import CHECKOUT_STEPS
 from tests.factories import fill_cart
 
 
@@ -167,3 +170,61 @@ def test_the_instruments_have_the_documented_kinds_and_units(
         instrument = measured.instrument(counter)
         assert isinstance(instrument.data, Sum) and instrument.data.is_monotonic, counter
     assert measured.instrument("mall.stock.returned").unit == "{unit}"
+
+
+@pytest.mark.django_db
+def test_every_checkout_step_records_its_duration_under_its_name(api, user, goods_in_stock, address, measure):
+    fill_cart(user, (goods_in_stock(), 1))
+    measured = measure()
+
+    assert checkout(api, address).status_code == 201
+
+    for step in CHECKOUT_STEPS:
+        assert measured.count_change("mall.checkout.step.duration", **{"mall.step": step, "outcome": "ok"}) == 1, step
+    step_histogram = measured.instrument("mall.checkout.step.duration")
+    assert isinstance(step_histogram.data, Histogram) and step_histogram.unit == "s"
+
+
+@pytest.mark.django_db
+def test_a_failed_step_records_its_outcome_and_the_steps_after_it_record_nothing(
+    api, user, goods_in_stock, address, settings, measure
+):
+    fill_cart(user, (goods_in_stock(), 1))
+    settings.CHECKOUT_FAIL_STEP = "delete_shopcart"
+    measured = measure()
+
+    assert checkout(api, address).status_code >= 500
+
+    failed_at = CHECKOUT_STEPS.index("delete_shopcart")
+    step_count = functools.partial(measured.count_change, "mall.checkout.step.duration")
+    assert step_count(**{"mall.step": "delete_shopcart", "outcome": "error"}) == 1
+    for step in CHECKOUT_STEPS[:failed_at]:
+        assert step_count(**{"mall.step": step, "outcome": "ok"}) == 1, step
+    for step in CHECKOUT_STEPS[failed_at + 1 :]:
+        assert step_count(**{"mall.step": step, "outcome": "ok"}) == 0, step
+
+
+@pytest.mark.django_db
+def test_the_duration_histograms_have_boundaries_for_seconds(api, user, goods_in_stock, address, measure):
+    fill_cart(user, (goods_in_stock(), 1))
+    checkout(api, address)
+    measured = measure()
+
+    for name in ("mall.checkout.duration", "mall.checkout.step.duration"):
+        for point in measured.instrument(name).data.data_points:
+            assert tuple(point.explicit_bounds) == DURATION_BUCKETS_S, name
+
+
+@pytest.mark.django_db
+def test_a_refusing_step_records_the_refusal_code(api, user, goods_in_stock, address, measure):
+    fill_cart(user, (goods_in_stock(stock=2), 3))
+    measured = measure()
+
+    assert checkout(api, address).status_code == 409
+
+    refused = [
+        step
+        for step in CHECKOUT_STEPS
+        if measured.count_change("mall.checkout.step.duration", **{"mall.step": step, "outcome": "insufficient_stock"})
+    ]
+    assert refused == ["query_inv"]
