@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from opentelemetry.sdk.metrics.export import Histogram, Sum
 
+from mall.telemetry import build_resource
 from orders.checkout import create_order
 from orders.metrics import DURATION_BUCKETS_S
 from orders.models import Order
@@ -228,3 +229,13 @@ def test_a_refusing_step_records_the_refusal_code(api, user, goods_in_stock, add
         if measured.count_change("mall.checkout.step.duration", **{"mall.step": step, "outcome": "insufficient_stock"})
     ]
     assert refused == ["query_inv"]
+
+
+
+def test_each_process_exports_as_an_instance_of_its_own(monkeypatch):
+    """Cumulative series of two processes (gunicorn workers) must not merge in Prometheus: the SDK's resource
+    names the process (``service.instance.id``, renewed after a fork) unless the environment names it."""
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    assert build_resource().attributes["service.instance.id"]
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=web-1")
+    assert build_resource().attributes["service.instance.id"] == "web-1"
