@@ -25,6 +25,9 @@ COPY goods ./goods
 COPY inventory ./inventory
 COPY carts ./carts
 COPY orders ./orders
+COPY traces ./traces
+COPY faults ./faults
+COPY templates ./templates
 
 RUN useradd --system --no-create-home --home-dir /app mall
 USER mall
