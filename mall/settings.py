@@ -186,6 +186,9 @@ MALL_GRPC_GRACE = env_int("MALL_GRPC_GRACE", 10, minimum=0)
 # --- Following orders: "Open trace" links go to Jaeger when JAEGER_UI_URL is set (e.g. http://localhost:16686),
 # else to the built-in trace view (/admin/traces/) when the trace store is on, else nowhere.
 JAEGER_UI_URL = env_str("JAEGER_UI_URL").rstrip("/")
+# Where the shop is served (e.g. http://127.0.0.1:8000, the banner's base URL): an in-process
+# `manage.py place_test_orders` prints absolute built-in trace links on it (with --url, that URL).
+MALL_SHOP_URL = env_str("MALL_SHOP_URL").rstrip("/")
 # The built-in store of recent spans: on by default when spans go to no collector (no OTLP endpoint).
 _OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT") or env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 MALL_TRACE_STORE = env_bool("MALL_TRACE_STORE", not _OTLP_ENDPOINT)

@@ -200,6 +200,18 @@ def _trace_store_enabled(trace_store: bool | None) -> bool:
     return settings.MALL_TRACE_STORE
 
 
+def span_processor_of_another_service(exporter) -> object:
+    """The span processor for a provider of another service in a shop process (the load tool's client
+    spans): exported like the shop's, kept in the built-in store too when ``settings.MALL_TRACE_STORE`` is on,
+    and under the same personal-data policy, so its traces join the shop's in the same viewers."""
+    processors = [BatchSpanProcessor(exporter)] if exporter is not None else []
+    if _trace_store_enabled(None):
+        from traces.store import trace_store_processor
+
+        processors.append(trace_store_processor())
+    return _personal_data_policy(processors)
+
+
 def _personal_data_policy(processors: list):
     """All span processors behind one that removes personal data, unless ``MALL_TRACE_PERSONAL_DATA``."""
     from django.conf import settings

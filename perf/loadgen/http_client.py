@@ -12,10 +12,9 @@ import requests
 from opentelemetry import propagate
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from mall.telemetry import build_resource, build_span_exporter
+from mall.telemetry import build_resource, build_span_exporter, span_processor_of_another_service
 from perf.loadgen.plan import Shopper
 from perf.loadgen.shop import ORDER_DETAILS, Failed, LoadSetupError, Refused, Shop
 
@@ -29,15 +28,15 @@ def loadgen_resource() -> Resource:
 
 
 def loadgen_tracer_provider() -> TracerProvider:
-    """A tracer provider of the load tool's own, exporting like the shop does (the ``OTEL_*`` variables).
+    """A tracer provider of the load tool's own, exporting like the shop does (the ``OTEL_*`` variables), and
+    writing to the built-in trace store when it is on (run through ``manage.py`` on the shop's database, the
+    client's ``place_test_order`` root then stands over the shop's server spans in ``/admin/traces/<id>/``).
 
     The process-wide provider belongs to the shop (``manage.py`` sets it up as service ``mall``);
     the HTTP client is another service, so its spans get a provider with their own resource.
     """
     provider = TracerProvider(resource=loadgen_resource())
-    exporter = build_span_exporter()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(span_processor_of_another_service(build_span_exporter()))
     return provider
 
 

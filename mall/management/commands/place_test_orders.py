@@ -5,7 +5,9 @@ import logging
 import sys
 import threading
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mall.demo import DEMO_PASSWORD
@@ -105,6 +107,12 @@ class Command(BaseCommand):
         if not 0 <= options["pay_ratio"] <= 1:
             raise CommandError("--pay-ratio must be between 0 and 1")
 
+        shop_url = urlsplit(settings.MALL_SHOP_URL)
+        if settings.MALL_SHOP_URL and (shop_url.scheme not in ("http", "https") or not shop_url.hostname):
+            raise CommandError(
+                f"MALL_SHOP_URL must be the shop's http(s) URL, e.g. http://127.0.0.1:8000, not {settings.MALL_SHOP_URL!r}"
+            )
+
         try:
             if options["grpc"]:
                 from perf.loadgen.grpc_client import GrpcShop
@@ -153,7 +161,7 @@ class Command(BaseCommand):
             seed=options["seed"],
             outcomes=outcomes,
             elapsed=elapsed,
-            trace_url=lambda trace_id: _opening_url(trace_id, base_url=shop.base_url),
+            trace_url=lambda trace_id: _opening_url(trace_id, base_url=shop.base_url or settings.MALL_SHOP_URL),
         )
         if options["json"]:
             self.stdout.write(json.dumps(summary.figures))
@@ -195,7 +203,9 @@ class Command(BaseCommand):
             write(f"Checkout latency: p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms")
         samples = figures["sample_traces"]
         if samples and all(sample["url"] for sample in samples):
-            where = "" if figures["url"] else " (on the shop's server, staff login)"
+            where = ""
+            if any(sample["url"].startswith("/") for sample in samples):
+                where = " (on the shop's server, staff login; set MALL_SHOP_URL to the shop's URL for full links)"
             write(f"Sample traces{where}:")
             for sample in samples:
                 write(f"  {sample['url']}  ({sample['outcome']})")
@@ -208,7 +218,8 @@ class Command(BaseCommand):
 
 
 def _opening_url(trace_id: str, *, base_url: str | None) -> str | None:
-    """Where the trace opens: Jaeger, or the built-in view (on ``base_url`` with --url; a path in-process)."""
+    """Where the trace opens: Jaeger, or the built-in view on ``base_url`` (--url, else ``MALL_SHOP_URL``;
+    a path when neither says where the shop is)."""
     url = trace_url(trace_id)
     if url is not None and url.startswith("/") and base_url:
         return f"{base_url.rstrip('/')}{url}"
