@@ -4,6 +4,7 @@ import json
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from opentelemetry.trace import SpanKind
 
@@ -11,6 +12,7 @@ from carts.models import CartItem
 from mall.telemetry.links import trace_url
 from orders.models import Order, OrderLine
 from tests.support import free_port, read_log, shop_env, shop_server, wait_until
+from traces.models import TraceSpan
 
 PASSWORD = "loadgen-test-password"
 CHECKOUT_SERVER_SPAN = "POST api/orders/"
@@ -212,3 +214,50 @@ def test_http_a_shop_that_does_not_answer_makes_the_command_exit_non_zero():
 
     with pytest.raises(CommandError, match="ConnectionError"):
         place_test_orders(url=closed_port_url, orders=1, users=1)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # the shop process and the store's writer thread see the same rows
+def test_http_with_the_store_on_each_stored_trace_has_the_clients_root_over_the_shops_spans(
+    settings, monkeypatch, passwords_the_shop_can_check, client, tmp_path
+):
+    """The load tool's spans and the shop's land in one store (same database): /admin/traces/<id>/ shows the
+    ``place_test_order`` root, its client span, and the shop's server span and checkout under it."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)  # the store only: no collector
+    settings.MALL_TRACE_STORE, settings.JAEGER_UI_URL = True, ""
+    seed_shop(users=2)
+
+    with shop_server(env=shop_env(MALL_TRACE_STORE="on"), log_dir=tmp_path) as base_url:
+        summary = place_test_orders(url=base_url, orders=3, concurrency=2, users=2, lines=1, pay_ratio=0)
+        orders = list(Order.objects.all())
+        assert summary["placed"] == len(orders) == 3
+
+        def stored_checkouts():
+            traces = {order.trace_id: TraceSpan.objects.filter(trace_id=order.trace_id) for order in orders}
+            complete = all(spans.filter(name="create_order").exists() for spans in traces.values())
+            return complete and {trace_id: list(spans) for trace_id, spans in traces.items()}
+
+        try:
+            stored = wait_until(stored_checkouts, timeout=30, what="the shop's spans in the store")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{read_log(tmp_path, 'gunicorn')[-3000:]}") from None
+
+    for trace_id, spans in stored.items():
+        by_id = {span.span_id: span for span in spans}
+        (root,) = [span for span in spans if span.name == "place_test_order"]
+        assert root.parent_span_id == "" and root.service == "mall-loadgen"
+        (client_span,) = [s for s in spans if s.name == "POST /api/orders/" and s.kind == SpanKind.CLIENT.name]
+        assert client_span.parent_span_id == root.span_id
+        (server,) = [s for s in spans if s.name == CHECKOUT_SERVER_SPAN]
+        assert server.service == "mall" and server.parent_span_id == client_span.span_id
+        (checkout,) = [s for s in spans if s.name == "create_order"]
+        assert by_id[checkout.parent_span_id] == server
+        assert [s.name for s in spans if s.parent_span_id and s.parent_span_id not in by_id] == [], trace_id
+
+    samples = summary["sample_traces"]
+    assert samples and all(s["url"] == f"{base_url}/admin/traces/{s['trace_id']}/" for s in samples)
+    client.force_login(get_user_model().objects.create_superuser("trace-reader", password="x-unused-123"))
+    page = client.get(f"/admin/traces/{orders[0].trace_id}/")
+    assert page.status_code == 200
+    assert b"place_test_order" in page.content and CHECKOUT_SERVER_SPAN.encode() in page.content
