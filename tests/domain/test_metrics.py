@@ -231,7 +231,6 @@ def test_a_refusing_step_records_the_refusal_code(api, user, goods_in_stock, add
     assert refused == ["query_inv"]
 
 
-
 def test_each_process_exports_as_an_instance_of_its_own(monkeypatch):
     """Cumulative series of two processes (gunicorn workers) must not merge in Prometheus: the SDK's resource
     names the process (``service.instance.id``, renewed after a fork) unless the environment names it."""

@@ -110,7 +110,8 @@ class Command(BaseCommand):
         shop_url = urlsplit(settings.MALL_SHOP_URL)
         if settings.MALL_SHOP_URL and (shop_url.scheme not in ("http", "https") or not shop_url.hostname):
             raise CommandError(
-                f"MALL_SHOP_URL must be the shop's http(s) URL, e.g. http://127.0.0.1:8000, not {settings.MALL_SHOP_URL!r}"
+                "MALL_SHOP_URL must be the shop's http(s) URL, e.g. http://127.0.0.1:8000, "
+                f"not {settings.MALL_SHOP_URL!r}"
             )
 
         try:
