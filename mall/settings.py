@@ -194,6 +194,10 @@ MALL_TRACE_STORE_RETENTION = env_int("MALL_TRACE_STORE_RETENTION", 24 * 3600)  #
 MALL_TRACE_STORE_MAX_SPANS = env_int("MALL_TRACE_STORE_MAX_SPANS", 200_000)
 # Client address and port, User-Agent and URL query strings in spans (stored and exported): off unless 1.
 MALL_TRACE_PERSONAL_DATA = env_bool("MALL_TRACE_PERSONAL_DATA", False)
+# An incoming traceparent (HTTP and gRPC, mall/telemetry/edge_context.py): "trust" continues the caller's trace
+# (internal callers, the load tool); "link" starts the shop's own trace, sampled by its own sampler, with a span
+# link to the caller's span, so no caller forces sampling or chooses a stored trace id (a public endpoint).
+MALL_TRACEPARENT = env_choice("MALL_TRACEPARENT", {"trust", "link"}, "trust")
 
 
 # Upstream's SQL commenter (DjangoInstrumentor's is_sql_commentor_enabled): appends the route, the view and

@@ -161,6 +161,9 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     resource = build_resource()
     sampler = build_sampler()
     tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+    from mall.telemetry.edge_context import install_edge_trust
+
+    install_edge_trust(tracer_provider)  # MALL_TRACEPARENT: continue a caller's trace, or only link to it
     exporter = build_span_exporter()
     processors = [BatchSpanProcessor(exporter)] if exporter is not None else []
     if _trace_store_enabled(trace_store):
