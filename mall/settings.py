@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mall.auth.LoginFormThrottleMiddleware",  # the log-in forms' per-address rate, before axes counts a failure
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out log-in into mall.auth's 429
 ]
 
@@ -217,8 +218,8 @@ if env_str("OTEL_PYTHON_DJANGO_SQLCOMMENTER").strip() and not env_str("MALL_SQLC
 # right password included; each failure the limit allows answers "wrong password", the next attempt 429.
 MALL_LOGIN_FAILURE_LIMIT = env_int("MALL_LOGIN_FAILURE_LIMIT", 10, minimum=1)
 MALL_LOGIN_COOLOFF_SECONDS = env_int("MALL_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
-# Token requests per client address (DRF rate, counted in django.core.cache): 429 `throttled` with Retry-After
-# past it, whatever usernames are tried; "off" disables it.
+# Log-in attempts per client address (token endpoint and both log-in forms, one count; DRF rate, in the shared
+# "throttle" cache): 429 `throttled` with Retry-After past it, whatever usernames are tried; "off" disables it.
 MALL_LOGIN_THROTTLE_RATE = env_str("MALL_LOGIN_THROTTLE_RATE", "30/minute")
 if MALL_LOGIN_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     MALL_LOGIN_THROTTLE_RATE = None
