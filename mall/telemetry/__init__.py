@@ -251,7 +251,8 @@ def _instrument_database() -> None:
 
 def grpc_server_interceptor():
     """The gRPC server interceptor of opentelemetry-instrumentation-grpc: a SERVER span per call named
-    after its method, continuing a ``traceparent`` of the call's metadata. The health service is left out
+    after its method, continuing a ``traceparent`` of the call's metadata (or linking to it: ``MALL_TRACEPARENT``,
+    mall/telemetry/edge_context.py). The health service is left out
     (probes would each be a one-span trace)."""
     from opentelemetry.instrumentation.grpc import filters, server_interceptor
 
