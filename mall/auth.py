@@ -34,6 +34,20 @@ from mall.api.exceptions import status_for
 from mall.errors import LoginLocked, lockout_detail
 
 
+def client_address(request) -> str:
+    """Return the address the log-in limits count by (axes' AXES_CLIENT_IP_CALLABLE and the login rate).
+
+    ``REMOTE_ADDR``; behind a proxy (``DJANGO_BEHIND_PROXY``) the right-most ``X-Forwarded-For`` entry, the one
+    the proxy appended: entries left of it are whatever the client sent, and trusting them would give a
+    guesser a fresh count per request and let it lock an account for another address.
+    """
+    if settings.DJANGO_BEHIND_PROXY:
+        appended = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
+        if appended:
+            return appended
+    return request.META.get("REMOTE_ADDR", "")
+
+
 class LockoutBackend(AxesStandaloneBackend):
     """Axes' check, first in AUTHENTICATION_BACKENDS. Every HTTP log-in passes its request; a call
     without one (Django's test client ``login()``, a shell) is no HTTP log-in and is not counted."""
@@ -119,6 +133,9 @@ class LoginRateThrottle(AnonRateThrottle):
 
     def get_rate(self):
         return settings.MALL_LOGIN_THROTTLE_RATE
+
+    def get_ident(self, request):
+        return client_address(request)  # not DRF's, which trusts any X-Forwarded-For without NUM_PROXIES
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

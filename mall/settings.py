@@ -233,6 +233,7 @@ AXES_RESET_ON_SUCCESS = True  # consecutive failures: a successful log-in starts
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends one cool-off after it began
 AXES_HANDLER = "mall.auth.LockAfterTheLimitHandler"  # axes' database handler: shared by every worker process
 AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "mall.auth.client_address"  # REMOTE_ADDR, or the proxy's own X-Forwarded-For entry
 AXES_VERBOSE = False
 
 # --- OpenTelemetry (read by the SDK and mall/telemetry/): a typo fails here, in one line, rather

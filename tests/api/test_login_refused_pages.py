@@ -102,3 +102,38 @@ def test_the_token_endpoint_and_the_forms_share_one_count_per_address(settings):
     ]
 
     assert statuses == [400, 200, 200, 429, 429]
+
+
+def spoofing(n: int) -> Client:
+    return Client(REMOTE_ADDR="203.0.113.12", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
+
+
+@pytest.mark.django_db
+def test_a_client_cannot_escape_the_limits_by_claiming_another_address(victim, settings):
+    settings.MALL_LOGIN_THROTTLE_RATE = "5/minute"
+    answers = [spoofing(n).post(FORMS["admin"], {"username": f"user-{n}", "password": "x"}) for n in range(6)]
+    assert answers[-1].status_code == 429  # one count: X-Forwarded-For is the client's claim here
+
+    settings.MALL_LOGIN_THROTTLE_RATE = None
+    for n in range(LIMIT):
+        spoofing(n).post(FORMS["admin"], {"username": victim.username, "password": f"guess-{n}"})
+    assert (
+        spoofing(99).post(FORMS["admin"], {"username": victim.username, "password": TEST_PASSWORD}).status_code == 429
+    )
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_the_address_it_appended_is_counted(victim, settings):
+    settings.DJANGO_BEHIND_PROXY = True
+    settings.MALL_LOGIN_THROTTLE_RATE = "5/minute"
+
+    def via_proxy(claimed: str, real: str) -> Client:
+        return Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"{claimed}, {real}")
+
+    answers = [via_proxy(f"192.0.2.{n}", "203.0.113.13").post("/api/auth/token/", {"username": "x"}) for n in range(6)]
+    other = via_proxy("203.0.113.13", "198.51.100.40").post(
+        "/api/auth/token/", {"username": victim.username, "password": TEST_PASSWORD}
+    )
+
+    assert [answer.status_code for answer in answers] == [400] * 5 + [429]
+    assert other.status_code == 200  # another client behind the same proxy has its own count
