@@ -87,7 +87,7 @@ def throttled_response(request, retry_after: int) -> HttpResponse:
         request,
         code="throttled",
         heading="Too many log-in attempts",
-        reason="Too many log-in attempts from your address, whatever the username.",
+        reason="Your address made more log-in attempts than the shop allows, whatever the usernames.",
         retry_after=retry_after,
     )
 

@@ -1,13 +1,16 @@
 """A locked-out log-in in Chromium at 1280 px: the admin's and the browsable API's log-in forms each answer
-with a styled page (their own look, status 429, Retry-After) saying when to try again. Screenshots go to
-artifacts/browser/.
+with a styled page (their own look, status 429, Retry-After) saying when to try again, and so do too many
+attempts from one address. Screenshots go to artifacts/browser/.
 """
+
+import secrets
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e import test_browser as browser_setup
 from tests.factories import TEST_PASSWORD
+from tests.support import shop_env, shop_server
 
 # The Chromium and gunicorn set-up of tests/e2e/test_browser.py (fixtures, shared by name).
 browser = browser_setup.browser
@@ -72,3 +75,41 @@ def test_a_locked_out_browsable_api_log_in_gets_the_apis_styled_page(page, shop_
     assert well not in ("rgba(0, 0, 0, 0)", "transparent")  # bootstrap applied
     assert_on_screen_without_scrolling(page)
     screenshot(page, "api-login-locked-1280")
+
+
+@pytest.fixture
+def throttled_shop_url(tmp_path):
+    """The production-settings gunicorn of test_browser.py, allowing 3 log-in attempts a minute per address."""
+    env = shop_env(DJANGO_SECRET_KEY=secrets.token_urlsafe(45), MALL_LOGIN_THROTTLE_RATE="3/minute")
+    env.pop("DJANGO_DEBUG", None)
+    with shop_server(env=env, log_dir=tmp_path) as url:
+        yield url
+
+
+def attempt(page: Page, login_url: str, submit: str, n: int):
+    page.goto(login_url)
+    page.fill("#id_username", f"nobody-{n}")
+    page.fill("#id_password", "guess")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click(submit)
+    return answer.value
+
+
+def test_too_many_attempts_from_one_address_get_the_forms_styled_page(page, throttled_shop_url):
+    admin_login = f"{throttled_shop_url}/admin/login/?next=/admin/"
+    assert [attempt(page, admin_login, "input[type=submit]", n).status for n in range(3)] == [200] * 3
+
+    throttled = attempt(page, admin_login, "input[type=submit]", 3)
+
+    assert throttled.status == 429
+    assert 0 < int(throttled.headers["retry-after"]) <= 60
+    expect(page.locator("#content h1")).to_have_text("Too many log-in attempts")
+    expect(page.locator(".retry")).to_contain_text("Try again in")
+    assert_on_screen_without_scrolling(page)
+    screenshot(page, "admin-login-throttled-1280")
+
+    throttled = attempt(page, f"{throttled_shop_url}/api/auth/login/", "#submit-id-submit", 4)  # the same count
+
+    assert throttled.status == 429
+    expect(page.locator(".alert-danger")).to_contain_text("Too many log-in attempts")
+    screenshot(page, "api-login-throttled-1280")
