@@ -5,15 +5,25 @@ every worker process sees the same count. Django's own log-in views (``/admin/lo
 browsable API's ``/api/auth/login/``) are answered by ``lockout_response`` through axes'
 middleware. DRF's token view authenticates with DRF's request wrapper, which axes marks instead
 of Django's request: ``ObtainAuthTokenUnlessLocked`` turns that mark into ``LoginLocked``.
+
+Every log-in (token and both forms) also counts against one per-address rate, ``MALL_LOGIN_THROTTLE_RATE``,
+in the shared "throttle" cache: the token view through DRF's throttle, the forms through
+``LoginFormThrottleMiddleware``. The forms' refusals are styled pages (``refused_login_page``) with Retry-After.
 """
+
+import math
+from datetime import timedelta
 
 from axes.backends import AxesStandaloneBackend
 from axes.handlers.database import AxesDatabaseHandler
 from axes.utils import reset as reset_failed_logins
 from django.conf import settings
 from django.core.cache import caches
-from django.http import HttpResponse, JsonResponse
-from django.utils.html import format_html
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
@@ -22,6 +32,20 @@ from rest_framework.throttling import AnonRateThrottle
 
 from mall.api.exceptions import status_for
 from mall.errors import LoginLocked, lockout_detail
+
+
+def client_address(request) -> str:
+    """Return the address the log-in limits count by (axes' AXES_CLIENT_IP_CALLABLE and the login rate).
+
+    ``REMOTE_ADDR``; behind a proxy (``DJANGO_BEHIND_PROXY``) the right-most ``X-Forwarded-For`` entry, the one
+    the proxy appended: entries left of it are whatever the client sent, and trusting them would give a
+    guesser a fresh count per request and let it lock an account for another address.
+    """
+    if settings.DJANGO_BEHIND_PROXY:
+        appended = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
+        if appended:
+            return appended
+    return request.META.get("REMOTE_ADDR", "")
 
 
 class LockoutBackend(AxesStandaloneBackend):
@@ -46,14 +70,58 @@ class LockAfterTheLimitHandler(AxesDatabaseHandler):
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
-    """AXES_LOCKOUT_CALLABLE: 429, JSON under /api/, a short page elsewhere (the admin log-in)."""
-    locked = status_for(LoginLocked())
-    seconds = str(settings.MALL_LOGIN_COOLOFF_SECONDS)
-    if request.path.startswith("/api/"):
-        body = {"code": LoginLocked.code, "detail": lockout_detail()}
-        return JsonResponse(body, status=locked, headers={"Retry-After": seconds})
-    page = format_html("<!doctype html><title>Log-in locked</title><h1>Log-in locked</h1><p>{}</p>", lockout_detail())
-    return HttpResponse(page, status=locked, headers={"Retry-After": seconds})
+    """AXES_LOCKOUT_CALLABLE for Django's log-in forms: 429 with Retry-After, a styled page (JSON for a client
+    that does not take HTML)."""
+    return refused_login_page(
+        request,
+        code=LoginLocked.code,
+        heading="Log-in locked",
+        reason=lockout_detail(),
+        retry_after=settings.MALL_LOGIN_COOLOFF_SECONDS,
+    )
+
+
+def throttled_response(request, retry_after: int) -> HttpResponse:
+    """The answer of a log-in form past ``MALL_LOGIN_THROTTLE_RATE``: 429 ``throttled`` with Retry-After."""
+    return refused_login_page(
+        request,
+        code="throttled",
+        heading="Too many log-in attempts",
+        reason="Your address made more log-in attempts than the shop allows, whatever the usernames.",
+        retry_after=retry_after,
+    )
+
+
+def _wait_words(seconds: int, retry_at, now) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return timeuntil(retry_at + timedelta(seconds=59), now, depth=1)  # rounded up to the minute, never down
+
+
+def refused_login_page(request, *, code: str, heading: str, reason: str, retry_after: int) -> HttpResponse:
+    """Answer a refused log-in form with 429: the admin's look under /admin/, the browsable API's elsewhere."""
+    status = status_for(LoginLocked())  # 429, as every refusal of a log-in
+    headers = {"Retry-After": str(retry_after)}
+    if not request.accepts("text/html"):  # a script posting to the form: the API's error body
+        return JsonResponse({"code": code, "detail": reason}, status=status, headers=headers)
+    now = timezone.now()
+    retry_at = timezone.localtime(now + timedelta(seconds=retry_after))
+    context = {
+        "heading": heading,
+        "reason": reason,
+        "retry_at": retry_at,
+        "wait": _wait_words(retry_after, retry_at, now),
+        "exact": retry_after < 60,
+        "login_url": request.get_full_path(),
+    }
+    if request.path.startswith(reverse("admin:index")):
+        from django.contrib import admin
+
+        context |= admin.site.each_context(request)
+        template = "mall/login_refused_admin.html"
+    else:
+        template = "mall/login_refused_api.html"
+    return HttpResponse(render_to_string(template, context, request=request), status=status, headers=headers)
 
 
 class LoginRateThrottle(AnonRateThrottle):
@@ -65,6 +133,9 @@ class LoginRateThrottle(AnonRateThrottle):
 
     def get_rate(self):
         return settings.MALL_LOGIN_THROTTLE_RATE
+
+    def get_ident(self, request):
+        return client_address(request)  # not DRF's, which trusts any X-Forwarded-For without NUM_PROXIES
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
@@ -88,3 +159,25 @@ class ObtainAuthTokenUnlessLocked(ObtainAuthToken):
         reset_failed_logins(username=user.get_username())
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
+
+
+class LoginFormThrottleMiddleware:
+    """Count each POST to a log-in form (the admin's, the browsable API's) against the per-address login rate
+    the token endpoint uses (one count per address for all three), answering 429 past it before any password
+    is checked."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._forms: frozenset[str] | None = None
+
+    def _login_forms(self) -> frozenset[str]:
+        if self._forms is None:  # reverse() needs the URLconf, not loaded yet when middleware is built
+            self._forms = frozenset({reverse("admin:login"), reverse("rest_framework:login")})
+        return self._forms
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path in self._login_forms():
+            throttle = LoginRateThrottle()
+            if not throttle.allow_request(request, None):
+                return throttled_response(request, max(1, math.ceil(throttle.wait() or 1)))
+        return self.get_response(request)

@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mall.auth.LoginFormThrottleMiddleware",  # the log-in forms' per-address rate, before axes counts a failure
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out log-in into mall.auth's 429
 ]
 
@@ -197,6 +198,10 @@ MALL_TRACE_STORE_RETENTION = env_int("MALL_TRACE_STORE_RETENTION", 24 * 3600)  #
 MALL_TRACE_STORE_MAX_SPANS = env_int("MALL_TRACE_STORE_MAX_SPANS", 200_000)
 # Client address and port, User-Agent and URL query strings in spans (stored and exported): off unless 1.
 MALL_TRACE_PERSONAL_DATA = env_bool("MALL_TRACE_PERSONAL_DATA", False)
+# An incoming traceparent (HTTP and gRPC, mall/telemetry/edge_context.py): "trust" continues the caller's trace
+# (internal callers, the load tool); "link" starts the shop's own trace, sampled by its own sampler, with a span
+# link to the caller's span, so no caller forces sampling or chooses a stored trace id (a public endpoint).
+MALL_TRACEPARENT = env_choice("MALL_TRACEPARENT", {"trust", "link"}, "trust")
 
 
 # Upstream's SQL commenter (DjangoInstrumentor's is_sql_commentor_enabled): appends the route, the view and
@@ -216,8 +221,8 @@ if env_str("OTEL_PYTHON_DJANGO_SQLCOMMENTER").strip() and not env_str("MALL_SQLC
 # right password included; each failure the limit allows answers "wrong password", the next attempt 429.
 MALL_LOGIN_FAILURE_LIMIT = env_int("MALL_LOGIN_FAILURE_LIMIT", 10, minimum=1)
 MALL_LOGIN_COOLOFF_SECONDS = env_int("MALL_LOGIN_COOLOFF_SECONDS", 900, minimum=1)
-# Token requests per client address (DRF rate, counted in django.core.cache): 429 `throttled` with Retry-After
-# past it, whatever usernames are tried; "off" disables it.
+# Log-in attempts per client address (token endpoint and both log-in forms, one count; DRF rate, in the shared
+# "throttle" cache): 429 `throttled` with Retry-After past it, whatever usernames are tried; "off" disables it.
 MALL_LOGIN_THROTTLE_RATE = env_str("MALL_LOGIN_THROTTLE_RATE", "30/minute")
 if MALL_LOGIN_THROTTLE_RATE.lower() in {"", "0", "off", "none"}:
     MALL_LOGIN_THROTTLE_RATE = None
@@ -231,6 +236,7 @@ AXES_RESET_ON_SUCCESS = True  # consecutive failures: a successful log-in starts
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends one cool-off after it began
 AXES_HANDLER = "mall.auth.LockAfterTheLimitHandler"  # axes' database handler: shared by every worker process
 AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "mall.auth.client_address"  # REMOTE_ADDR, or the proxy's own X-Forwarded-For entry
 AXES_VERBOSE = False
 
 # --- OpenTelemetry (read by the SDK and mall/telemetry/): a typo fails here, in one line, rather

@@ -161,6 +161,9 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     resource = build_resource()
     sampler = build_sampler()
     tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+    from mall.telemetry.edge_context import install_edge_trust
+
+    install_edge_trust(tracer_provider)  # MALL_TRACEPARENT: continue a caller's trace, or only link to it
     exporter = build_span_exporter()
     processors = [BatchSpanProcessor(exporter)] if exporter is not None else []
     if _trace_store_enabled(trace_store):
@@ -260,7 +263,8 @@ def _instrument_database() -> None:
 
 def grpc_server_interceptor():
     """The gRPC server interceptor of opentelemetry-instrumentation-grpc: a SERVER span per call named
-    after its method, continuing a ``traceparent`` of the call's metadata. The health service is left out
+    after its method, continuing a ``traceparent`` of the call's metadata (or linking to it: ``MALL_TRACEPARENT``,
+    mall/telemetry/edge_context.py). The health service is left out
     (probes would each be a one-span trace)."""
     from opentelemetry.instrumentation.grpc import filters, server_interceptor
 

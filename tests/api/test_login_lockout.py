@@ -43,10 +43,11 @@ def test_a_username_is_locked_after_the_failure_limit_the_right_password_include
     assert 429 not in failures  # each failure the limit allows answers "wrong password"
     assert locked.status_code == 429
     assert locked["Retry-After"] == "900"
-    if url.startswith("/api/"):
+    if login == "token":
         assert locked.json()["code"] == "login_locked"
         assert "locked" in locked.json()["detail"]
-    else:
+    else:  # a form: a page in its own look (tests/api/test_login_refused_pages.py)
+        assert locked["Content-Type"].startswith("text/html")
         assert b"locked" in locked.content
     assert log_in(url, bystander.username, TEST_PASSWORD).status_code == success  # other users unaffected
 
