@@ -45,7 +45,7 @@ import faults
 from faults.errors import FaultInjected
 from faults.injection import draw, record_hit
 from faults.models import FaultRule
-from faults.selectors import Rule
+from faults.selectors import Rule, rule_for
 from inventory.services import return_stock_of_orders
 from mall.db import in_callers_transaction, retry_on_lock_conflict
 from mall.telemetry import format_trace_id, new_root_context
@@ -319,7 +319,7 @@ def close_overdue_batch(
         if not locked:
             return []
         drawn_ns = time.time_ns()
-        hits = {order.id: rule for order in locked if (rule := draw(tracing.CLOSE_UNPAID_ORDER)) is not None}
+        hits = _draw_close_faults(locked)
         refused = [(order, hits[order.id]) for order in locked if _refuses(hits.get(order.id))]
         batch = [order for order in locked if not _refuses(hits.get(order.id))]
         if not batch:
@@ -347,6 +347,13 @@ def close_overdue_batch(
     metrics.stock_returned.add(units)
     logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)
     return batch
+
+
+def _draw_close_faults(orders: list[ClosedOrder]) -> dict[int, Rule]:
+    """The orders of a batch the close rule hits (drawn per order), by id; one look when no rule is set."""
+    if rule_for(tracing.CLOSE_UNPAID_ORDER) is None:
+        return {}
+    return {order.id: rule for order in orders if (rule := draw(tracing.CLOSE_UNPAID_ORDER)) is not None}
 
 
 def _refuses(rule: Rule | None) -> bool:
