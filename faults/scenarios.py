@@ -187,7 +187,7 @@ def _collector_outage(load: Callable[[str], LoadSummary], *, collector: str, say
     away = drop_counting_processor(
         _otlp_exporter(_nowhere(), timeout=1), max_queue_size=64, max_export_batch_size=32, schedule_delay_millis=100
     )
-    tap.target = away
+    tap.target = _as_the_shops_exporters(away)
     try:
         summaries = [load("collector away")]
     finally:
@@ -203,7 +203,7 @@ def _collector_outage(load: Callable[[str], LoadSummary], *, collector: str, say
         say("no --collector given: the recovery phase is left out (e.g. --collector http://127.0.0.1:4317)")
         return summaries
     back = drop_counting_processor(_otlp_exporter(collector, timeout=5), schedule_delay_millis=100)
-    tap.target = back
+    tap.target = _as_the_shops_exporters(back)
     try:
         summaries.append(load("collector back"))
     finally:
@@ -228,14 +228,18 @@ _tap: _ExportTap | None = None
 
 
 def _export_tap() -> _ExportTap | None:
-    """The process's tap, added to its tracer provider (behind the personal-data policy) on first use."""
+    """The process's tap, added to its tracer provider on first use (inert while no scenario sets a target)."""
     global _tap
     provider = trace.get_tracer_provider()
     if _tap is None and hasattr(provider, "add_span_processor"):
         _tap = _ExportTap()
-        # As the shop's own exporters: a collector never receives personal data unless MALL_TRACE_PERSONAL_DATA.
-        provider.add_span_processor(_tap if settings.MALL_TRACE_PERSONAL_DATA else WithoutPersonalData([_tap]))
+        provider.add_span_processor(_tap)
     return _tap
+
+
+def _as_the_shops_exporters(processor: SpanProcessor) -> SpanProcessor:
+    """``processor`` behind the personal-data policy: a collector gets none unless MALL_TRACE_PERSONAL_DATA."""
+    return processor if settings.MALL_TRACE_PERSONAL_DATA else WithoutPersonalData([processor])
 
 
 def _nowhere() -> str:
