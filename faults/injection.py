@@ -33,11 +33,11 @@ def inject(step: str) -> Iterator[None]:
     delay: a sleep before the step's work; hold: a sleep at its end, its transaction's locks still held.
     A hit puts the event ``mall.fault`` on the current span (the step's) and logs "injected fault".
     """
-    rule = rule_for(step)
-    if rule is None or (rule.rate < 100 and _draw.random() * 100 >= rule.rate):
+    rule = draw(step)
+    if rule is None:
         yield
         return
-    _record_hit(rule)
+    record_hit(rule)
     if rule.kind == FaultRule.Kind.DELAY:
         time.sleep(rule.milliseconds / 1000)
     yield
@@ -48,11 +48,23 @@ def inject(step: str) -> Iterator[None]:
         raise error(step=step)
 
 
-def _record_hit(rule: Rule) -> None:
+def draw(step: str) -> Rule | None:
+    """Return the rule in force for ``step`` if this call is among the share it hits (drawn now), else None.
+
+    For a caller that applies the rule itself (a batch of closes, one draw per order); ``inject`` uses it.
+    """
+    rule = rule_for(step)
+    if rule is None or (rule.rate < 100 and _draw.random() * 100 >= rule.rate):
+        return None
+    return rule
+
+
+def record_hit(rule: Rule, span: trace.Span | None = None) -> None:
+    """Put the event ``mall.fault`` on ``span`` (default: the current span) and log "injected fault"."""
     attributes = {FAULT_KIND: rule.kind, FAULT_STEP: rule.step, FAULT_RATE: rule.rate, FAULT_SOURCE: rule.source}
     if rule.kind != FaultRule.Kind.ERROR:
         attributes[FAULT_MILLISECONDS] = rule.milliseconds
-    trace.get_current_span().add_event(FAULT_EVENT, attributes)
+    (span or trace.get_current_span()).add_event(FAULT_EVENT, attributes)
     logger.warning(
         "injected fault step=%s kind=%s milliseconds=%s rate=%s", rule.step, rule.kind, rule.milliseconds, rule.rate
     )

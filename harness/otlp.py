@@ -35,8 +35,10 @@ class OtlpServer:
         on_traces: Callable[[TraceRequest, str], None],
         on_metrics: Callable[[MetricsRequest, str], None],
         grpc_workers: int = 4,
+        grpc_port: int = 0,  # 0: a free one; a given one: a collector coming back where it was
     ) -> None:
         self.on_traces, self.on_metrics, self.grpc_workers = on_traces, on_metrics, grpc_workers
+        self.grpc_port = grpc_port
         self.grpc_endpoint = ""
         self.http_endpoint = ""
         self._grpc_server: grpc.Server | None = None
@@ -50,7 +52,7 @@ class OtlpServer:
         self._grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.grpc_workers))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._grpc_server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), self._grpc_server)
-        port = self._grpc_server.add_insecure_port("127.0.0.1:0")
+        port = self._grpc_server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         self._grpc_server.start()
         self.grpc_endpoint = f"http://127.0.0.1:{port}"
         self._http_server = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self))

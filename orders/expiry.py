@@ -30,7 +30,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from django.core import checks
@@ -38,11 +38,17 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import schedule
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 import faults
+from faults.errors import FaultInjected
+from faults.injection import draw, record_hit
+from faults.models import FaultRule
+from faults.selectors import Rule, rule_for
 from inventory.services import return_stock_of_orders
 from mall.db import in_callers_transaction, retry_on_lock_conflict
-from mall.telemetry import format_trace_id
+from mall.telemetry import format_trace_id, new_root_context
 from mall.telemetry.names import ORDER_NO
 from mall.telemetry.spans import mark_failure
 from orders import metrics, tracing
@@ -50,7 +56,7 @@ from orders.events import record_closed_events, record_event
 from orders.models import ClosedOrder, Order, OrderEvent, OrderLine
 from orders.selectors import current_status, overdue_order_ids, overdue_orders
 from orders.services import end_pending_order
-from orders.tracing import CloseTraces, link_to_checkout, task_span
+from orders.tracing import CloseTraces, link_to_checkout, start_close_span, task_span
 
 logger = logging.getLogger(__name__)
 
@@ -115,15 +121,19 @@ def close_due_orders() -> int:
     """
     budget_ends = time.monotonic() + TIME_BUDGET
     closed = 0
+    refused: set[int] = set()  # left pending by an injected close error: not taken again by this run
     with task_span(tracing.CLOSE_DUE_ORDERS) as span:
         close_traces = CloseTraces(task_trace_id=format_trace_id(span), actor=OrderEvent.Actor.TIMEOUT)
         while time.monotonic() < budget_ends:
+            refused_before = len(refused)
             try:
                 batch = close_overdue_batch(
                     now=timezone.now(),
                     limit=BATCH_SIZE,
+                    exclude=refused,
                     actor=OrderEvent.Actor.TIMEOUT,
-                    trace_closes=close_traces.start,
+                    trace_closes=close_traces,
+                    fault_refused=refused,
                 )
             except Exception as exc:
                 close_traces.fail(exc)
@@ -132,7 +142,7 @@ def close_due_orders() -> int:
                 break
             close_traces.end()
             closed += len(batch)
-            if len(batch) < BATCH_SIZE:
+            if len(batch) + len(refused) - refused_before < BATCH_SIZE:
                 break
         span.set_attribute(tracing.TIMEOUT_CLOSED, closed)
     return closed
@@ -169,6 +179,7 @@ def sweep_overdue_orders(batch_size: int = BATCH_SIZE, *, actor: str = OrderEven
     closed, failures = 0, 0
     passed_over: set[int] = set()  # failed in this sweep, or taken by pay/cancel meanwhile: not fetched again
     while time.monotonic() < budget_ends:
+        passed_before = len(passed_over)
         batch = _close_batch_traced(limit=batch_size, exclude=passed_over, actor=actor)
         if batch is None:  # rolled back: its orders one by one, passing over any that cannot be closed
             one_by_one, passed, failed = _close_one_by_one(
@@ -181,7 +192,7 @@ def sweep_overdue_orders(batch_size: int = BATCH_SIZE, *, actor: str = OrderEven
                 break  # nothing left to try
             continue
         closed += len(batch)
-        if len(batch) < batch_size:
+        if len(batch) + len(passed_over) - passed_before < batch_size:
             break  # none left (or the rest is held by a pay/cancel right now: the next sweep)
     if closed or failures:
         logger.info("safety net closed overdue orders count=%s failed=%s", closed, failures)
@@ -192,13 +203,19 @@ def _close_batch_traced(*, limit: int, exclude: set[int], actor: str) -> list[Cl
     """Close one batch of the sweep in its own trace ``close_overdue_orders`` (its statements are children).
 
     Each order closed gets its own ``close_unpaid_order`` trace, as under the deadline buckets' task. Returns
-    the orders closed, or None if the batch failed: rolled back, logged, its spans marked ERROR.
+    the orders closed, or None if the batch failed: rolled back, logged, its spans marked ERROR. Orders an
+    injected close error left pending are added to ``exclude`` (passed over for the rest of the sweep).
     """
     with task_span(tracing.CLOSE_OVERDUE_ORDERS) as span:
         close_traces = CloseTraces(task_trace_id=format_trace_id(span), actor=actor)
         try:
             batch = close_overdue_batch(
-                now=timezone.now(), limit=limit, exclude=exclude, actor=actor, trace_closes=close_traces.start
+                now=timezone.now(),
+                limit=limit,
+                exclude=exclude,
+                actor=actor,
+                trace_closes=close_traces,
+                fault_refused=exclude,
             )
         except Exception as exc:
             close_traces.fail(exc)
@@ -269,7 +286,8 @@ def close_overdue_batch(
     limit: int,
     exclude: Collection[int] = (),
     actor: str = OrderEvent.Actor.SWEEP,
-    trace_closes: Callable[[list[ClosedOrder]], Mapping[int, str]] | None = None,
+    trace_closes: CloseTraces | None = None,
+    fault_refused: set[int] | None = None,
 ) -> list[ClosedOrder]:
     """Close up to ``limit`` orders still pending past their deadline at ``now``, in ONE transaction.
 
@@ -279,8 +297,15 @@ def close_overdue_batch(
     closed, read their lines, and return their stock (one lock of the goods' stock rows, one relative
     update, one ledger insert: ``return_stock_of_orders``), and one insert of their ``closed`` events.
     Orders in ``exclude`` are not taken. The events name the current trace, or with ``trace_closes`` the
-    trace it returns for each order (it is given the batch once it is locked; the deadline buckets' task
-    starts each order's own ``close_unpaid_order`` trace there).
+    trace it starts for each order (given the batch once it is locked: each order's own ``close_unpaid_order``).
+
+    The fault rule of ``close_unpaid_order`` applies per order, as to a close of one order (drawn per order):
+    an order an error hits is left out of the batch, pending, its stock untouched, in a trace of its own
+    marked ERROR with the event ``mall.fault``, and its id added to ``fault_refused``; the rest still close
+    (an injected error names its order, so the batch does not fall back one by one as on a real failure).
+    A delay or a hold sleeps once, after the writes and before the commit (the spans start with the events'
+    insert, so that a batch that fails starts none): every order of the batch shares its transaction and
+    its row locks, so every close of the batch lasts it.
 
     Returns the orders closed, oldest deadline first (empty: nothing left to close). Any error rolls
     the whole batch back, nothing closed and no stock moved: the caller may close those orders one by
@@ -290,9 +315,15 @@ def close_overdue_batch(
         overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )
-        batch = [ClosedOrder(*row) for row in overdue.values_list("id", "order_no", "trace_id", "span_id")[:limit]]
-        if not batch:
+        locked = [ClosedOrder(*row) for row in overdue.values_list("id", "order_no", "trace_id", "span_id")[:limit]]
+        if not locked:
             return []
+        drawn_ns = time.time_ns()
+        hits = _draw_close_faults(locked)
+        refused = [(order, hits[order.id]) for order in locked if _refuses(hits.get(order.id))]
+        batch = [order for order in locked if not _refuses(hits.get(order.id))]
+        if not batch:
+            return _refuse_closes(refused, actor=actor, started_ns=drawn_ns, into=fault_refused)
         ids = [order.id for order in batch]
         updated = Order.objects.filter(pk__in=ids, status=Order.Status.PENDING).update(
             status=Order.Status.CLOSED, ended_at=now, updated_at=now
@@ -308,13 +339,59 @@ def close_overdue_batch(
         for order_id, goods_id, nums in lines:
             quantities_by_order[order_no_of[order_id]][goods_id] = nums
         units = return_stock_of_orders(quantities_by_order=quantities_by_order)
-        record_closed_events(
-            order_ids=ids, at=now, actor=actor, trace_ids=trace_closes(batch) if trace_closes is not None else None
-        )
+        trace_ids = trace_closes.start(batch) if trace_closes is not None else None
+        record_closed_events(order_ids=ids, at=now, actor=actor, trace_ids=trace_ids)
+        _apply_close_faults(hits, spans=trace_closes.spans if trace_closes is not None else {})
+    _refuse_closes(refused, actor=actor, started_ns=drawn_ns, into=fault_refused)
     metrics.orders_closed.add(len(batch), {"reason": "timeout"})
     metrics.stock_returned.add(units)
     logger.info("overdue orders closed unpaid count=%s units_returned=%s", len(batch), units)
     return batch
+
+
+def _draw_close_faults(orders: list[ClosedOrder]) -> dict[int, Rule]:
+    """The orders of a batch the close rule hits (drawn per order), by id; one look when no rule is set."""
+    if rule_for(tracing.CLOSE_UNPAID_ORDER) is None:
+        return {}
+    return {order.id: rule for order in orders if (rule := draw(tracing.CLOSE_UNPAID_ORDER)) is not None}
+
+
+def _refuses(rule: Rule | None) -> bool:
+    return rule is not None and rule.kind == FaultRule.Kind.ERROR
+
+
+def _apply_close_faults(hits: dict[int, Rule], *, spans) -> None:
+    """A batch's delay and hold hits: the event on each hit order's close span, then one sleep, locks held."""
+    waits = [rule.milliseconds for rule in hits.values() if not _refuses(rule)]
+    for order_id, rule in hits.items():
+        if not _refuses(rule):
+            record_hit(rule, spans.get(order_id))
+    if waits:
+        time.sleep(max(waits) / 1000)
+
+
+def _refuse_closes(
+    refused: list[tuple[ClosedOrder, Rule]], *, actor: str, started_ns: int, into: set[int] | None
+) -> list[ClosedOrder]:
+    """Trace the orders an injected close error left out of a batch (after its commit); returns []."""
+    task_trace_id = format_trace_id(trace.get_current_span())
+    for order, rule in refused:
+        span = start_close_span(
+            order,
+            context=new_root_context(),
+            kind=SpanKind.CONSUMER,
+            actor=actor,
+            start_time=started_ns,
+            **{tracing.ORDER_OUTCOME: "failed", tracing.TIMEOUT_TASK_TRACE_ID: task_trace_id},
+        )
+        record_hit(rule, span)
+        mark_failure(span, FaultInjected(step=tracing.CLOSE_UNPAID_ORDER))
+        span.end()
+    if into is not None:
+        into.update(order.id for order, _ in refused)
+    if refused:
+        logger.warning("injected close fault left %s overdue orders pending", len(refused))
+    return []
 
 
 # --- the safety net's schedule (its 64-bit ids: mall.patches.use_64_bit_schedule_ids)

@@ -18,7 +18,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     Sampler,
@@ -165,7 +165,12 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
 
     install_edge_trust(tracer_provider)  # MALL_TRACEPARENT: continue a caller's trace, or only link to it
     exporter = build_span_exporter()
-    processors = [BatchSpanProcessor(exporter)] if exporter is not None else []
+    if exporter is not None:  # its lost spans counted: mall.telemetry.spans.dropped (export_drops)
+        from mall.telemetry.export_drops import drop_counting_processor
+
+        processors = [drop_counting_processor(exporter)]
+    else:
+        processors = []
     if _trace_store_enabled(trace_store):
         from traces.store import trace_store_processor
 

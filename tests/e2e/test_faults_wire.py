@@ -153,6 +153,39 @@ def test_the_task_worker_applies_the_rules_too(shop, otlp_receiver, goods_in_sto
     assert fault_events(close)[0].attributes["mall.fault.kind"] == "delay"
 
 
+def test_the_bucket_tasks_batch_close_applies_the_close_rule_per_order(shop, otlp_receiver):
+    env, base_url, goods = shop
+    shopper = Shopper(base_url, goods)
+    order_ids = [shopper.checkout().json()["id"] for _ in range(3)]
+    Order.objects.filter(pk__in=order_ids).update(expires_at=timezone.now() - timedelta(seconds=1))
+    set_rule(env, "set", "close_unpaid_order", "--error")
+    otlp_receiver.clear()
+
+    async_task("orders.tasks.close_due_orders")  # what a deadline bucket's schedule runs: one batch
+
+    (task,) = wait_until(lambda: otlp_receiver.spans_named("close_due_orders"), timeout=30, what="the bucket task")
+    assert task.attributes["mall.timeout.closed"] == 0
+    assert set(Order.objects.filter(pk__in=order_ids).values_list("status", flat=True)) == {Order.Status.PENDING}
+    closes = wait_until(
+        lambda: len(spans := otlp_receiver.spans_named("close_unpaid_order")) == 3 and spans,
+        timeout=10,
+        what="one close span per order",
+    )
+    assert sorted(span.attributes["mall.order.id"] for span in closes) == sorted(order_ids)
+    assert all(span.status == "ERROR" and fault_events(span) for span in closes)
+    assert all(span.attributes["mall.timeout.task_trace_id"] == task.trace_id for span in closes)
+
+    set_rule(env, "clear")
+
+    def closed_after_another_task() -> bool:  # a task run before the worker saw the clear closes nothing
+        if not Order.objects.filter(pk__in=order_ids, status=Order.Status.PENDING).exists():
+            return True
+        async_task("orders.tasks.close_due_orders")
+        return False
+
+    wait_until(closed_after_another_task, timeout=30, interval=1.0, what="the orders closed once the rule is cleared")
+
+
 @pytest.mark.skipif("connection.vendor != 'mysql'", reason="row locks: SQLite has one writer, no row locks")
 def test_a_hold_on_query_inv_makes_a_concurrent_buyer_wait(shop, otlp_receiver):
     env, base_url, goods = shop

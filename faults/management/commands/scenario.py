@@ -17,15 +17,26 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=8, help="buyers at once (default 8)")
         parser.add_argument("--url", default="", help="base URL of a running shop (default: in-process)")
         parser.add_argument("--password", default=DEMO_PASSWORD, help="password of the demo users with --url")
+        parser.add_argument(
+            "--collector",
+            default="",
+            help="collector-outage, in-process: the OTLP/gRPC endpoint that comes back (e.g. http://127.0.0.1:4317)",
+        )
 
-    def handle(self, *args, name, orders, concurrency, url, password, **options):
+    def handle(self, *args, name, orders, concurrency, url, password, collector, **options):
         if orders < 1 or concurrency < 1:
             raise CommandError("--orders and --concurrency must be at least 1")
         scenario = SCENARIOS[name]
         self.stdout.write(f"Scenario {name}: {scenario.summary}")
         try:
             run_scenario(
-                scenario, orders=orders, concurrency=concurrency, url=url, password=password, say=self.stdout.write
+                scenario,
+                orders=orders,
+                concurrency=concurrency,
+                url=url,
+                password=password,
+                collector=collector,
+                say=self.stdout.write,
             )
         except FaultInjectionOff as off:
             raise CommandError(f"refused: {off.detail}") from off
