@@ -33,7 +33,7 @@ class ExplainedSpan:
     @property
     def above_p95(self) -> bool:
         p95 = (self.history or {}).get("p95_ms")
-        return p95 is not None and self.history["count"] > 1 and self.span.duration_ns / 1e6 > p95
+        return p95 is not None and self.span.duration_ns / 1e6 > p95
 
 
 @dataclass
@@ -67,7 +67,8 @@ def explain_trace(trace_id: str, *, with_history: bool = True) -> ExplainedTrace
     """Read a trace and explain it; None when the store has none of its spans.
 
     History is read for the spans that are operations (not database calls: their names are SQL verbs,
-    so the last hour of ``SELECT`` says nothing about this one), in one query for all their names."""
+    so the last hour of ``SELECT`` says nothing about this one), in one query for all their names, from
+    the other traces of the last hour: with few of them, a span compared with itself is never above."""
     spans = list(TraceSpan.objects.filter(trace_id=trace_id).order_by("start_ns", "id")[:MAX_SPANS_SHOWN])
     if not spans:
         return None
@@ -77,7 +78,9 @@ def explain_trace(trace_id: str, *, with_history: bool = True) -> ExplainedTrace
     own = self_times(intervals)
     critical = on_critical_path(intervals)
     history = (
-        recent_percentiles({span.name for span in spans if span.kind != "CLIENT"}, window=HISTORY_WINDOW)
+        recent_percentiles(
+            {span.name for span in spans if span.kind != "CLIENT"}, window=HISTORY_WINDOW, other_than=trace_id
+        )
         if with_history
         else {}
     )
