@@ -6,10 +6,12 @@ under them (``create_order`` and its steps, ``pay_order``, ``cancel_order``). Da
 left out: their names are SQL verbs, not operations.
 
 Bounded cost: one query reads four narrow columns (name, duration, start, error) of the window's rows,
-at most ``MAX_ROWS`` of them; percentiles and the per-bucket chart series are computed from those in
-Python. Past ``MAX_ROWS`` the percentiles come from the rows read and one aggregate query keeps the
-counts exact. Refusals (``mall.refusal.code`` in a span's attributes) are one more query over the
-window's INTERNAL spans.
+at most ``MAX_ROWS`` of them, through the cursor (the ORM's per-row conversion would cost more than the
+query); percentiles and the per-bucket chart series are computed from those in Python. Past
+``MAX_ROWS`` the percentiles come from the rows read and one aggregate query keeps the counts exact.
+Refusals (``mall.refusal.code`` in a span's attributes) are one more query over the window's INTERNAL
+spans: a text match on the stored JSON (parsing every span's JSON would cost more than the rest of the
+monitor), or a stored column when the model has one (``REFUSAL_FIELD``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db import connection
+from django.db.models import BooleanField, Count, Q, Sum
+from django.db.models.expressions import RawSQL
 
 from mall.telemetry.names import REFUSAL_CODE
 from traces.models import TraceSpan
@@ -31,6 +35,7 @@ MAX_ROWS = 250_000  # the most span rows one monitor read fetches (the store kee
 BUCKETS = 30  # points of each operation's latency-over-time chart
 HISTORY_WINDOW = 3600  # the trace page compares each span with the last hour of its operation
 REFUSAL_FIELD = "refusal_code"  # a stored column of the refusal code, when the store's model has one
+IN_CHUNK = 500  # trace ids in one IN (...) list
 
 
 def percentile(ordered: Sequence[float], p: float) -> float | None:
@@ -62,24 +67,40 @@ def _operation_spans(since_ns: int):
     return TraceSpan.objects.filter(start_ns__gte=since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
 
 
-def _has_refusal() -> Q:
-    fields = {f.name for f in TraceSpan._meta.get_fields()}
-    if REFUSAL_FIELD in fields:
+def _has_refusal():
+    """A filter of the spans that carry ``mall.refusal.code``."""
+    if REFUSAL_FIELD in {f.name for f in TraceSpan._meta.get_fields()}:
         return ~Q(**{REFUSAL_FIELD: ""})
-    return Q(detail__attributes__has_key=REFUSAL_CODE)
+    # The store writes ``detail`` with json.dumps: a key is followed by '": '. Both databases keep the text.
+    column = connection.ops.quote_name(TraceSpan._meta.get_field("detail").column)
+    return RawSQL(f"{column} LIKE %s", [f'%"{REFUSAL_CODE}": %'], output_field=BooleanField())
 
 
 def _refusals(since_ns: int) -> dict[str, int]:
     """Refused spans per name; an entry span (an HTTP route) counts when its trace has a refused span."""
     refused = TraceSpan.objects.filter(start_ns__gte=since_ns, kind="INTERNAL", error=False).filter(_has_refusal())
-    counts = {row["name"]: row["n"] for row in refused.values("name").annotate(n=Count("id"))}
-    if counts:
+    counts: dict[str, int] = {}
+    trace_ids = set()
+    for name, trace_id in refused.order_by().values_list("name", "trace_id"):
+        counts[name] = counts.get(name, 0) + 1
+        trace_ids.add(trace_id)
+    trace_ids = sorted(trace_ids)
+    for index in range(0, len(trace_ids), IN_CHUNK):
         roots = TraceSpan.objects.filter(
-            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=refused.values("trace_id")
+            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=trace_ids[index : index + IN_CHUNK]
         ).exclude(kind="INTERNAL")
-        for row in roots.values("name").annotate(n=Count("id")):
+        for row in roots.order_by().values("name").annotate(n=Count("id")):
             counts[row["name"]] = counts.get(row["name"], 0) + row["n"]
     return counts
+
+
+def _read(since_ns: int, limit: int) -> list[tuple]:
+    """(name, duration_ns, start_ns, error) of at most ``limit`` operation spans since ``since_ns``."""
+    query = _operation_spans(since_ns).order_by().values_list("name", "duration_ns", "start_ns", "error")[:limit]
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 @dataclass
@@ -90,8 +111,6 @@ class Operation:
     count: int = 0
     errors: int = 0
     refusals: int = 0
-    durations: list[int] = field(default_factory=list, repr=False)  # ns, as read (a sample past MAX_ROWS)
-    starts: list[int] = field(default_factory=list, repr=False)
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
@@ -129,44 +148,48 @@ def monitor(*, window: int = DEFAULT_WINDOW, now_ns: int | None = None, buckets:
     """Read the operations of the last ``window`` seconds: counts, errors, refusals, percentiles, chart series."""
     until = _now_ns() if now_ns is None else now_ns
     since = until - window * 1_000_000_000
-    rows = list(_operation_spans(since).values_list("name", "duration_ns", "start_ns", "error")[: MAX_ROWS + 1])
+    rows = _read(since, MAX_ROWS + 1)
     sampled = len(rows) > MAX_ROWS
     rows = rows[:MAX_ROWS]
-    operations: dict[str, Operation] = {}
-    for name, duration, start, error in rows:
-        operation = operations.get(name)
-        if operation is None:
-            operation = operations[name] = Operation(name)
-        operation.count += 1
-        operation.errors += error
-        operation.durations.append(duration)
-        operation.starts.append(start)
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        group = groups.get(row[0])
+        if group is None:
+            group = groups[row[0]] = []
+        group.append(row)
+    del rows
+    operations = {
+        name: Operation(name, count=len(group), errors=sum(1 for row in group if row[3]))
+        for name, group in groups.items()
+    }
     if sampled:  # exact counts all the same
-        for row in _operation_spans(since).values("name").annotate(n=Count("id"), e=Sum("error")):
+        for row in _operation_spans(since).order_by().values("name").annotate(n=Count("id"), e=Sum("error")):
             operation = operations.setdefault(row["name"], Operation(row["name"]))
             operation.count, operation.errors = row["n"], int(row["e"] or 0)
     for name, refusals in _refusals(since).items():
         if name in operations:
             operations[name].refusals = refusals
     bucket_ns = max(window * 1_000_000_000 // buckets, 1)
-    for operation in operations.values():
-        operation.__dict__.update(percentiles_ms(operation.durations))
+    last = buckets - 1
+    for name, operation in operations.items():
+        group = groups.get(name, [])
+        operation.__dict__.update(percentiles_ms(row[1] for row in group))
         operation.per_minute = round(operation.count / (window / 60), 3)
-        by_bucket: dict[int, list[int]] = {}
-        for start, duration in zip(operation.starts, operation.durations, strict=True):
-            by_bucket.setdefault(min(max((start - since) // bucket_ns, 0), buckets - 1), []).append(duration)
+        by_bucket: list[list[int]] = [[] for _ in range(buckets)]
+        for _, duration, start, _ in group:
+            index = (start - since) // bucket_ns
+            by_bucket[last if index > last else 0 if index < 0 else index].append(duration)
         operation.series = []
-        for index in range(buckets):
-            ordered = sorted(by_bucket.get(index, ()))
+        for index, durations in enumerate(by_bucket):
+            durations.sort()
             operation.series.append(
                 {
                     "start_ns": since + index * bucket_ns,
-                    "count": len(ordered),
-                    "p50_ms": _ms(percentile(ordered, 50)),
-                    "p95_ms": _ms(percentile(ordered, 95)),
+                    "count": len(durations),
+                    "p50_ms": _ms(percentile(durations, 50)),
+                    "p95_ms": _ms(percentile(durations, 95)),
                 }
             )
-        operation.durations, operation.starts = [], []  # read once; not kept with the answer
     return Monitor(
         window=window,
         since_ns=since,
