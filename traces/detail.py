@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from traces.analysis import Interval, on_critical_path, self_times
+from traces.analysis import Interval, critical_path, self_times
 from traces.models import TraceSpan
 from traces.monitor import HISTORY_WINDOW, recent_percentiles
 
@@ -27,8 +27,13 @@ class ExplainedSpan:
     span: TraceSpan
     depth: int
     self_ns: int
-    critical_ns: int  # how long it is on the critical path (0: not on it)
+    critical: list[tuple[int, int]]  # the (start_ns, end_ns) stretches it is on the critical path
     history: dict | None  # the operation's recent percentiles (None: a database call, or no history)
+
+    @property
+    def critical_ns(self) -> int:
+        """How long the span is on the critical path (0: not on it)."""
+        return sum(end - start for start, end in self.critical)
 
     @property
     def above_p95(self) -> bool:
@@ -76,7 +81,9 @@ def explain_trace(trace_id: str, *, with_history: bool = True) -> ExplainedTrace
         Interval(span.span_id, span.parent_span_id, span.start_ns, span.start_ns + span.duration_ns) for span in spans
     ]
     own = self_times(intervals)
-    critical = on_critical_path(intervals)
+    critical: dict[str, list[tuple[int, int]]] = {}
+    for section in critical_path(intervals):
+        critical.setdefault(section.span_id, []).append((section.start, section.end))
     history = (
         recent_percentiles(
             {span.name for span in spans if span.kind != "CLIENT"}, window=HISTORY_WINDOW, other_than=trace_id
@@ -91,7 +98,7 @@ def explain_trace(trace_id: str, *, with_history: bool = True) -> ExplainedTrace
                 span=span,
                 depth=depth,
                 self_ns=own[span.span_id],
-                critical_ns=critical.get(span.span_id, 0),
+                critical=critical.get(span.span_id, []),
                 history=history.get(span.name) if span.kind != "CLIENT" else None,
             )
             for depth, span in _tree(spans)

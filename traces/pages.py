@@ -15,7 +15,7 @@ from traces.monitor import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW, WINDOWS, moni
 from traces.permissions import may_view_traces
 
 WINDOW_LABELS = {15 * 60: "15 min", 3600: "1 hour", 24 * 3600: "24 hours"}
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 320, 64, 2
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD, CHART_AXIS = 320, 64, 2, 11  # px; the axis: the time labels below
 
 
 def _check_permission(request) -> None:
@@ -37,8 +37,10 @@ def _chart(series: list[dict], *, width: int = CHART_WIDTH, height: int = CHART_
     top = max((point["p95_ms"] for point in series if point["p95_ms"] is not None), default=0) or 1
     step = (width - 2 * CHART_PAD) / max(len(series) - 1, 1)
 
+    bottom = height - CHART_AXIS
+
     def y(value: float) -> float:
-        return round(height - CHART_PAD - (height - 2 * CHART_PAD) * value / top, 1)
+        return round(bottom - (bottom - 2 * CHART_PAD - 10) * value / top, 1)  # 10: the top label's room
 
     lines = {}
     for key in ("p50_ms", "p95_ms"):
@@ -57,7 +59,15 @@ def _chart(series: list[dict], *, width: int = CHART_WIDTH, height: int = CHART_
         for index, point in enumerate(series)
         if point["p95_ms"] is not None
     ]
-    return {"p50": lines["p50_ms"], "p95": lines["p95_ms"], "top_ms": top, "dots": dots, "mid_y": height / 2}
+    return {
+        "p50": lines["p50_ms"],
+        "p95": lines["p95_ms"],
+        "top_ms": top,
+        "dots": dots,
+        "axis_y": bottom + 0.5,
+        "label_y": height - 2,
+        "first": when(series[0]["start_ns"]) if series else None,
+    }
 
 
 def monitor_page(request):
@@ -140,6 +150,10 @@ def trace_detail(request, trace_id: str):
                 "self_ms": item.self_ns / 1e6,
                 "critical": bool(item.critical_ns),
                 "critical_ms": item.critical_ns / 1e6,
+                "critical_sections": [
+                    {"left": 100 * (start - begin) / total, "width": max(100 * (end - start) / total, 0.2)}
+                    for start, end in item.critical
+                ],
                 "history": item.history,
                 "above_p95": item.above_p95,
                 "left": 100 * (item.span.start_ns - begin) / total,
