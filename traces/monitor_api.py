@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission
@@ -31,6 +33,10 @@ class OperationsView(APIView):
 
     permission_classes = [MayViewTraces]
 
+    @extend_schema(
+        parameters=[OpenApiParameter("window", int, description=f"seconds, {MIN_WINDOW}…{MAX_WINDOW}")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request):
         params = WindowSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -42,6 +48,7 @@ class TraceView(APIView):
 
     permission_classes = [MayViewTraces]
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, trace_id: str):
         trace = explain_trace(trace_id.lower(), with_history=False) if TRACE_ID.fullmatch(trace_id.lower()) else None
         if trace is None:
