@@ -17,7 +17,7 @@ import time
 
 from perf.bench.environment import prepare, shop_environment
 
-DEFAULT_URL = "sqlite:///var/bench/mall_explorer_monitor_bench.sqlite3"
+DEFAULT_URL = "sqlite:////tmp/mall-bench-monitor.sqlite3"
 # The monitor's cases; a "{trace}" is one checkout trace of the seeded store.
 URLS = (
     "/api/traces/operations/?window=900",
