@@ -1,16 +1,20 @@
 """Staff views of the built-in trace store: recent traces (filtered by order number) and one trace as a waterfall."""
 
+import re
 from datetime import UTC, datetime
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Min, Sum
+from django.http import Http404
 from django.template.response import TemplateResponse
 
 from traces.models import DroppedSpans, TraceSpan
 from traces.permissions import may_view_traces
 
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
 RECENT_TRACES = 100
+MAX_SPANS_SHOWN = 2000
 
 
 def _check_permission(request) -> None:
@@ -56,3 +60,71 @@ def trace_list(request):
         "dropped": DroppedSpans.objects.aggregate(count=Sum("count"), since=Min("since")),
     }
     return TemplateResponse(request, "traces/trace_list.html", context)
+
+
+def _tree(spans: list[TraceSpan]) -> list[tuple[int, TraceSpan]]:
+    """(depth, span) in tree order: each span after its parent, siblings by start time."""
+    ids = {span.span_id for span in spans}
+    children: dict[str, list[TraceSpan]] = {}
+    roots = []
+    for span in spans:  # already ordered by start
+        if span.parent_span_id and span.parent_span_id in ids:
+            children.setdefault(span.parent_span_id, []).append(span)
+        else:
+            roots.append(span)
+    ordered: list[tuple[int, TraceSpan]] = []
+    stack = [(0, span) for span in reversed(roots)]
+    while stack:
+        depth, span = stack.pop()
+        ordered.append((depth, span))
+        stack.extend((depth + 1, child) for child in reversed(children.get(span.span_id, [])))
+    return ordered
+
+
+def trace_detail(request, trace_id: str):
+    """One trace as a tree and a waterfall: name, kind, start offset, duration, attributes, errors, links."""
+    _check_permission(request)
+    trace_id = trace_id.lower()
+    if not TRACE_ID.fullmatch(trace_id):
+        raise Http404("A trace id is 32 hexadecimal digits.")
+    spans = list(TraceSpan.objects.filter(trace_id=trace_id).order_by("start_ns", "id")[:MAX_SPANS_SHOWN])
+    linked_from = list(
+        TraceSpan.objects.filter(linked_trace_id=trace_id)
+        .exclude(trace_id=trace_id)
+        .values("trace_id", "name", "order_no")
+        .order_by("start_ns")[:50]
+    )
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Trace {trace_id}",
+        "trace_id": trace_id,
+        "linked_from": linked_from,
+        "spans": [],
+    }
+    if not spans:
+        return TemplateResponse(request, "traces/trace_detail.html", context, status=404)
+    begin = min(span.start_ns for span in spans)
+    total = max(max(span.start_ns + span.duration_ns for span in spans) - begin, 1)
+    context.update(
+        started=_when(begin),
+        duration_ms=total / 1e6,
+        order_nos=sorted({span.order_no for span in spans if span.order_no}),
+        services=sorted({span.service for span in spans if span.service}),
+        spans=[
+            {
+                "span": span,
+                "depth": depth,
+                "indent": depth * 14,
+                "offset_ms": (span.start_ns - begin) / 1e6,
+                "duration_ms": span.duration_ns / 1e6,
+                "left": 100 * (span.start_ns - begin) / total,
+                "width": max(100 * span.duration_ns / total, 0.3),
+                "attributes": sorted(span.detail.get("attributes", {}).items()),
+                "events": span.detail.get("events", []),
+                "links": span.detail.get("links", []),
+                "status": span.detail.get("status", ""),
+            }
+            for depth, span in _tree(spans)
+        ],
+    )
+    return TemplateResponse(request, "traces/trace_detail.html", context)
