@@ -32,8 +32,8 @@ STEPS = ("select_shopcart", "query_goods", "query_inv", "save_order", "save_orde
 SQL = 'SELECT "goods_goods"."id", "goods_goods"."name" FROM "goods_goods" WHERE "goods_goods"."id" IN (%s)'
 
 
-def _rows(count: int, now_ns: int, rng: random.Random):
-    """Yield ``count`` span rows (``traces.store.COLUMNS``) of whole traces over the last 24 hours."""
+def _rows(count: int, now_ns: int, rng: random.Random, columns: tuple[str, ...]):
+    """Yield ``count`` span rows (values of ``columns``) of whole traces over the last 24 hours."""
     made = number = 0
     while made < count:
         number += 1
@@ -45,8 +45,12 @@ def _rows(count: int, now_ns: int, rng: random.Random):
                 trace_id=trace_id):  # fmt: skip
             span_id = f"{rng.getrandbits(64):016x}"
             detail = {"attributes": attributes or {}, "events": [], "links": [], "status": ""}
-            spans.append((trace_id, span_id, parent, parent == "", name, span_kind, "mall", begin, duration, error,
-                          order_no, "", json.dumps(detail)))  # fmt: skip
+            # By column name: the store's model may have more columns (e.g. a stored refusal code).
+            row = {"trace_id": trace_id, "span_id": span_id, "parent_span_id": parent, "entry": parent == "",
+                   "name": name, "kind": span_kind, "service": "mall", "start_ns": begin, "duration_ns": duration,
+                   "error": error, "order_no": order_no, "linked_trace_id": "", "detail": json.dumps(detail),
+                   "refusal_code": (attributes or {}).get("mall.refusal.code", "")}  # fmt: skip
+            spans.append(tuple(row.get(column, "") for column in columns))
             return span_id
 
         if kind == "get":
@@ -82,10 +86,10 @@ def seed(count: int) -> str:
     from django.db import connection, transaction
 
     from traces.models import TraceSpan
-    from traces.store import _insert_statement
+    from traces.store import COLUMNS, _insert_statement
 
     rng, now, rows = random.Random(24), time.time_ns(), []
-    for row in _rows(count, time.time_ns(), rng):
+    for row in _rows(count, time.time_ns(), rng, COLUMNS):
         rows.append(row)
         if len(rows) >= 5000:
             with transaction.atomic(), connection.cursor() as cursor:
