@@ -1,0 +1,10 @@
+"""The trace store's JSON API, mounted at /api/traces/."""
+
+from django.urls import path, re_path
+
+from traces import monitor_api
+
+urlpatterns = [
+    path("operations/", monitor_api.OperationsView.as_view(), name="api-trace-operations"),
+    re_path(r"^(?P<trace_id>[0-9a-fA-F]{32})/$", monitor_api.TraceView.as_view(), name="api-trace-detail"),
+]

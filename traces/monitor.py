@@ -1,0 +1,219 @@
+"""The monitor's reads: per operation over a recent window, its rate, errors, refusals and duration percentiles.
+
+An operation is a span name among the spans that mean work of the shop: where a process's part of a
+trace begins (HTTP routes, gRPC methods, a close task's ``close_unpaid_order``) and the INTERNAL spans
+under them (``create_order`` and its steps, ``pay_order``, ``cancel_order``). Database client spans are
+left out: their names are SQL verbs, not operations.
+
+Bounded cost: one query reads four narrow columns (name, duration, start, error) of the window's rows,
+at most ``MAX_ROWS`` of them, through the cursor (the ORM's per-row conversion would cost more than the
+query); percentiles and the per-bucket chart series are computed from those in Python. Past
+``MAX_ROWS`` the percentiles come from the rows read and one aggregate query keeps the counts exact.
+Refusals (``mall.refusal.code`` in a span's attributes) are one more query over the window's INTERNAL
+spans: a text match on the stored JSON (parsing every span's JSON would cost more than the rest of the
+monitor), or a stored column when the model has one (``REFUSAL_FIELD``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import BooleanField, Count, Q, Sum
+from django.db.models.expressions import RawSQL
+
+from mall.telemetry.names import REFUSAL_CODE
+from traces.models import TraceSpan
+
+WINDOWS = (15 * 60, 3600, 24 * 3600)  # the page's choices, seconds
+DEFAULT_WINDOW = 3600
+MIN_WINDOW, MAX_WINDOW = 60, 24 * 3600  # the store keeps 24 hours at most
+MAX_ROWS = 250_000  # the most span rows one monitor read fetches (the store keeps 200,000 by default)
+BUCKETS = 30  # points of each operation's latency-over-time chart
+HISTORY_WINDOW = 3600  # the trace page compares each span with the last hour of its operation
+REFUSAL_FIELD = "refusal_code"  # a stored column of the refusal code, when the store's model has one
+IN_CHUNK = 500  # trace ids in one IN (...) list
+
+
+def percentile(ordered: Sequence[float], p: float) -> float | None:
+    """Return the nearest-rank ``p``-th percentile of values sorted ascending (None when there are none).
+
+    Nearest rank: the smallest value with at least ``p`` percent of the values at or below it, so the
+    answer is always a duration that was measured."""
+    if not ordered:
+        return None
+    rank = max(math.ceil(p / 100 * len(ordered)), 1)
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def percentiles_ms(durations_ns: Iterable[int]) -> dict[str, float | None]:
+    """Return p50/p95/p99 in milliseconds of durations in nanoseconds (in any order)."""
+    ordered = sorted(durations_ns)
+    return {f"p{p}_ms": _ms(percentile(ordered, p)) for p in (50, 95, 99)}
+
+
+def _ms(value_ns: float | None) -> float | None:
+    return None if value_ns is None else round(value_ns / 1e6, 3)
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _operation_spans(since_ns: int):
+    return TraceSpan.objects.filter(start_ns__gte=since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
+
+
+def _has_refusal():
+    """A filter of the spans that carry ``mall.refusal.code``."""
+    if REFUSAL_FIELD in {f.name for f in TraceSpan._meta.get_fields()}:
+        return ~Q(**{REFUSAL_FIELD: ""})
+    # The store writes ``detail`` with json.dumps: a key is followed by '": '. Both databases keep the text.
+    column = connection.ops.quote_name(TraceSpan._meta.get_field("detail").column)
+    return RawSQL(f"{column} LIKE %s", [f'%"{REFUSAL_CODE}": %'], output_field=BooleanField())
+
+
+def _refusals(since_ns: int) -> dict[str, int]:
+    """Refused spans per name; an entry span (an HTTP route) counts when its trace has a refused span."""
+    refused = TraceSpan.objects.filter(start_ns__gte=since_ns, kind="INTERNAL", error=False).filter(_has_refusal())
+    counts: dict[str, int] = {}
+    trace_ids = set()
+    for name, trace_id in refused.order_by().values_list("name", "trace_id"):
+        counts[name] = counts.get(name, 0) + 1
+        trace_ids.add(trace_id)
+    trace_ids = sorted(trace_ids)
+    for index in range(0, len(trace_ids), IN_CHUNK):
+        roots = TraceSpan.objects.filter(
+            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=trace_ids[index : index + IN_CHUNK]
+        ).exclude(kind="INTERNAL")
+        for row in roots.order_by().values("name").annotate(n=Count("id")):
+            counts[row["name"]] = counts.get(row["name"], 0) + row["n"]
+    return counts
+
+
+def _read(since_ns: int, limit: int) -> list[tuple]:
+    """(name, duration_ns, start_ns, error) of at most ``limit`` operation spans since ``since_ns``."""
+    query = _operation_spans(since_ns).order_by().values_list("name", "duration_ns", "start_ns", "error")[:limit]
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@dataclass
+class Operation:
+    """One operation's figures over the window (``as_json`` is the contract's shape)."""
+
+    name: str
+    count: int = 0
+    errors: int = 0
+    refusals: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    per_minute: float = 0.0
+    series: list[dict] = field(default_factory=list)  # per bucket: {"start_ns", "count", "p50_ms", "p95_ms"}
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "count": self.count,
+            "errors": self.errors,
+            "refusals": self.refusals,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "per_minute": self.per_minute,
+        }
+
+
+@dataclass
+class Monitor:
+    """The monitor over one window: its operations by name, and whether percentiles come from a sample."""
+
+    window: int
+    since_ns: int
+    until_ns: int
+    operations: list[Operation]
+    sampled: bool = False
+
+    def as_json(self) -> dict:
+        return {"window": self.window, "operations": [operation.as_json() for operation in self.operations]}
+
+
+def monitor(*, window: int = DEFAULT_WINDOW, now_ns: int | None = None, buckets: int = BUCKETS) -> Monitor:
+    """Read the operations of the last ``window`` seconds: counts, errors, refusals, percentiles, chart series."""
+    until = _now_ns() if now_ns is None else now_ns
+    since = until - window * 1_000_000_000
+    rows = _read(since, MAX_ROWS + 1)
+    sampled = len(rows) > MAX_ROWS
+    rows = rows[:MAX_ROWS]
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        group = groups.get(row[0])
+        if group is None:
+            group = groups[row[0]] = []
+        group.append(row)
+    del rows
+    operations = {
+        name: Operation(name, count=len(group), errors=sum(1 for row in group if row[3]))
+        for name, group in groups.items()
+    }
+    if sampled:  # exact counts all the same
+        for row in _operation_spans(since).order_by().values("name").annotate(n=Count("id"), e=Sum("error")):
+            operation = operations.setdefault(row["name"], Operation(row["name"]))
+            operation.count, operation.errors = row["n"], int(row["e"] or 0)
+    for name, refusals in _refusals(since).items():
+        if name in operations:
+            operations[name].refusals = refusals
+    bucket_ns = max(window * 1_000_000_000 // buckets, 1)
+    last = buckets - 1
+    for name, operation in operations.items():
+        group = groups.get(name, [])
+        operation.__dict__.update(percentiles_ms(row[1] for row in group))
+        operation.per_minute = round(operation.count / (window / 60), 3)
+        by_bucket: list[list[int]] = [[] for _ in range(buckets)]
+        for _, duration, start, _ in group:
+            index = (start - since) // bucket_ns
+            by_bucket[last if index > last else 0 if index < 0 else index].append(duration)
+        operation.series = []
+        for index, durations in enumerate(by_bucket):
+            durations.sort()
+            operation.series.append(
+                {
+                    "start_ns": since + index * bucket_ns,
+                    "count": len(durations),
+                    "p50_ms": _ms(percentile(durations, 50)),
+                    "p95_ms": _ms(percentile(durations, 95)),
+                }
+            )
+    return Monitor(
+        window=window,
+        since_ns=since,
+        until_ns=until,
+        operations=sorted(operations.values(), key=lambda operation: operation.name),
+        sampled=sampled,
+    )
+
+
+def recent_percentiles(
+    names: Iterable[str], *, window: int = HISTORY_WINDOW, now_ns: int | None = None, other_than: str = ""
+) -> dict:
+    """Return {name: {"count", "p50_ms", "p95_ms", "p99_ms"}} over the last ``window`` seconds, in one query.
+
+    ``other_than``: a trace id whose spans are left out (a span is compared with the others, not itself)."""
+    names = sorted(set(names))
+    if not names:
+        return {}
+    until = _now_ns() if now_ns is None else now_ns
+    since = until - window * 1_000_000_000
+    durations: dict[str, list[int]] = {}
+    rows = TraceSpan.objects.filter(name__in=names, start_ns__gte=since, start_ns__lte=until)
+    if other_than:
+        rows = rows.exclude(trace_id=other_than)
+    for name, duration in rows.values_list("name", "duration_ns")[:MAX_ROWS]:
+        durations.setdefault(name, []).append(duration)
+    return {name: {"count": len(values), **percentiles_ms(values)} for name, values in durations.items()}
