@@ -149,6 +149,11 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # otherwise any client could claim HTTPS.
 DJANGO_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DJANGO_BEHIND_PROXY else None
+# How many proxies in front of the shop append the client's address to X-Forwarded-For (deploy/nginx: 1).
+# 0: the header is ignored and the peer's address counts, as it must when clients connect directly (a
+# client could write any address there). The log-in lock (axes) and the throttles read it the same way.
+MALL_TRUSTED_PROXIES = env_int("MALL_TRUSTED_PROXIES", 0)
+AXES_CLIENT_IP_CALLABLE = "mall.edge.client_address"  # django-ipware is not installed: axes' IPWARE_* unused
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_HSTS_SECONDS = 31_536_000 if SECURE_SSL_REDIRECT else 0
@@ -259,6 +264,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "mall.api.exceptions.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
+    "NUM_PROXIES": MALL_TRUSTED_PROXIES,  # DRF's default (None) would take any client's X-Forwarded-For
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mall API",
