@@ -33,7 +33,7 @@ class Trickler(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.source, self.length, self.interval, self.stop = port, source, length, interval, stop
         self.sock: socket.socket | None = None
-        self.trickling = threading.Event()  # set once two body bytes are out: the server holds the request
+        self.trickling = threading.Event()  # set once a body byte is out: the server holds the request
         self.error: BaseException | None = None
 
     def run(self):
@@ -42,7 +42,7 @@ class Trickler(threading.Thread):
             self.sock.sendall(request_head("POST", "/api/orders/", self.port, self.length))
             for sent in range(1, self.length + 1):
                 self.sock.sendall(b"x")
-                if sent == 2:
+                if sent == 1:
                     self.trickling.set()
                 if self.stop.wait(self.interval):
                     return
@@ -51,14 +51,9 @@ class Trickler(threading.Thread):
             self.trickling.set()
 
     def still_connected(self) -> bool:
-        """True while the server has neither answered nor closed the connection."""
-        try:
-            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # an answer, or b"": closed
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        return False
+        """True while the server has neither answered nor closed the connection (nothing to read on it)."""
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return not readable
 
 
 def request_head(method: str, path: str, port: int, length: int) -> bytes:
@@ -154,7 +149,8 @@ def test_the_proxy_limits_requests_in_progress_per_client_address(tmp_path):
         try:
             for trickler in tricklers:
                 trickler.start()
-                trickler.trickling.wait(timeout=30)  # one after another: nginx counts them in order
+            wait_until(lambda: all(t.trickling.is_set() for t in tricklers), timeout=30, what="all tricklers sending")
+            wait_until(lambda: sum(not t.still_connected() for t in tricklers) >= 8, timeout=10, what="the 429 answers")
             refused = [t for t in tricklers if not t.still_connected()]
             assert len(refused) == 8
             answer = refused[0].sock.recv(65536).decode()
