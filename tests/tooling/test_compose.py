@@ -91,7 +91,6 @@ def test_the_shop_is_gunicorn_without_preload_and_the_worker_is_qcluster():
     assert command("shop").startswith("gunicorn") and "mall.wsgi" in command("shop")
     assert "--preload" not in command("shop")
     assert environment("shop")["GUNICORN_BIND"] == "0.0.0.0:8000"
-    assert container_ports("shop") == {8000: 8000}
     assert command("worker").split()[-2:] == ["manage.py", "qcluster"]
     assert "migrate" in command("migrate")
     assert SERVICES["shop"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -149,3 +148,18 @@ def test_the_grpc_service_is_grpcserver_on_9500_published_on_loopback():
     assert environment("grpc")["MALL_GRPC_BIND"] == "0.0.0.0:9500"
     assert container_ports("grpc") == {9500: 9500}
     assert all(str(port).startswith("${MALL_BIND:-127.0.0.1}:") for port in SERVICES["grpc"]["ports"])
+
+
+def test_gunicorn_is_reached_only_through_the_buffering_proxy():
+    """The shop's port is not published: the host reaches it through nginx, which runs deploy/nginx/mall.conf."""
+    nginx = SERVICES["nginx"]
+    assert "ports" not in SERVICES["shop"]
+    assert container_ports("nginx") == {8000: 8000}
+    assert re.fullmatch(r"nginx:1\.\d+\.\d+-bookworm", nginx["image"])  # pinned, Debian-based
+    assert "./deploy/nginx/mall.conf:/etc/nginx/templates/mall.conf.template:ro" in nginx["volumes"]
+    env = environment("nginx")
+    assert env["MALL_UPSTREAM"] == f"shop:{environment('shop')['GUNICORN_BIND'].rsplit(':', 1)[1]}"
+    assert env["NGINX_LISTEN"] == "8000"
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", (REPO / "deploy/nginx/mall.conf").read_text())) == set(env)
+    assert SERVICES["nginx"]["depends_on"]["shop"]["condition"] == "service_healthy"
+    assert environment("shop")["MALL_TRUSTED_PROXIES"] == "1"  # one proxy appends to X-Forwarded-For
