@@ -163,3 +163,11 @@ def test_gunicorn_is_reached_only_through_the_buffering_proxy():
     assert set(re.findall(r"\$\{([A-Z_]+)\}", (REPO / "deploy/nginx/mall.conf").read_text())) == set(env)
     assert SERVICES["nginx"]["depends_on"]["shop"]["condition"] == "service_healthy"
     assert environment("shop")["MALL_TRUSTED_PROXIES"] == "1"  # one proxy appends to X-Forwarded-For
+
+
+def test_nginx_lets_go_of_idle_upstream_connections_before_gunicorn_does():
+    """Else nginx may send a request on a connection gunicorn is closing: a POST is not retried, and fails 502."""
+    upstream = re.search(r"^upstream mall_shop \{(.*?)^\}", (REPO / "deploy/nginx/mall.conf").read_text(), re.M | re.S)
+    nginx_idle = re.search(r"^\s*keepalive_timeout (\d+)s;", upstream.group(1), re.M)
+    gunicorn_idle = re.search(r"^keepalive = (\d+)$", (REPO / "gunicorn.conf.py").read_text(), re.M)
+    assert int(nginx_idle.group(1)) < int(gunicorn_idle.group(1))
