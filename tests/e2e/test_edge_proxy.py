@@ -183,24 +183,29 @@ def read_until_closed(sock: socket.socket, *, deadline: float) -> bytes:
     raise AssertionError(f"the server did not close the connection; it sent {answer[:200]!r}")
 
 
+CHUNKED_HEAD = b"POST /api/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_without_the_proxy_a_trickling_client_on_a_refused_request_is_cut_off_at_the_deadline(
-    transactional_db, tmp_path
+    transactional_db, tmp_path, framing
 ):
-    """POST /api/orders/ without a token, 1 MB declared, a byte every 0.2 s: gunicorn answers 401 and closes
-    the connection within the edge's deadline (mall/edge.py) instead of waiting for the whole body."""
+    """POST /api/orders/ without a token, 1 MB declared (or a chunked body), a byte every 0.2 s: gunicorn answers
+    401 and closes the connection within the edge's deadline (mall/edge.py) instead of waiting for the body."""
     with processes.gunicorn(
         env=shop_env(), workers=2, threads=1, log_path=log_path(tmp_path, "gunicorn")
     ) as (url, _):  # fmt: skip
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             started = time.monotonic()
-            sock.sendall(request_head("POST", "/api/orders/", port, 1_000_000))
+            chunked = framing == "chunked"
+            sock.sendall(CHUNKED_HEAD if chunked else request_head("POST", "/api/orders/", port, 1_000_000))
             answer = b""
             while True:
                 readable, _, _ = select.select([sock], [], [], 0.2)  # the trickle's pace
                 if not readable:
                     with contextlib.suppress(OSError):  # the server shut its side: learnt here or on recv
-                        sock.sendall(b"x")
+                        sock.sendall(b"1\r\nx\r\n" if chunked else b"x")
                     assert time.monotonic() - started < 30, "the server kept the trickling connection"
                     continue
                 try:
