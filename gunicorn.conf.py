@@ -4,6 +4,9 @@ Sized by the environment: ``GUNICORN_BIND`` (default 127.0.0.1:8000; 0.0.0.0:800
 ``GUNICORN_WORKERS`` (default 2), ``GUNICORN_THREADS`` (default 1, see below),
 ``GUNICORN_TIMEOUT`` and ``GUNICORN_ACCESSLOG`` ("-" for stdout). Command-line flags override them.
 
+Exposed to clients, gunicorn sits behind a buffering proxy (deploy/nginx/mall.conf, docker compose): each
+worker thread serves one request at a time, and a client sending its body slowly would hold it.
+
 Telemetry: the app is never preloaded. OpenTelemetry's exporter threads and gRPC channel must be
 created in each worker after the fork, not in the master (a gRPC channel does not survive a fork).
 """
@@ -29,6 +32,9 @@ with exit_on_configuration_error():
     timeout = env_int("GUNICORN_TIMEOUT", 30)  # 0: no timeout (gunicorn's meaning)
     accesslog = env_str("GUNICORN_ACCESSLOG") or None
 worker_class = "gthread"
+# Idle keep-alive seconds: longer than nginx's upstream keepalive_timeout (deploy/nginx/mall.conf), so nginx
+# drops an idle connection before gunicorn does and never sends a request on one gunicorn is closing.
+keepalive = 2
 graceful_timeout = 15  # a worker's final span flush has this long after SIGTERM
 preload_app = False  # see the module docstring: telemetry starts after the fork
 # gunicorn >= 25.1's runtime control socket sits at one path per user (~/.gunicorn/gunicorn.ctl), which

@@ -31,21 +31,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 
 from mall.api.exceptions import status_for
+from mall.edge import client_address
 from mall.errors import LoginLocked, lockout_detail
-
-
-def client_address(request) -> str:
-    """Return the address the log-in limits count by (axes' AXES_CLIENT_IP_CALLABLE and the login rate).
-
-    ``REMOTE_ADDR``; behind a proxy (``DJANGO_BEHIND_PROXY``) the right-most ``X-Forwarded-For`` entry, the one
-    the proxy appended: entries left of it are whatever the client sent, and trusting them would give a
-    guesser a fresh count per request and let it lock an account for another address.
-    """
-    if settings.DJANGO_BEHIND_PROXY:
-        appended = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
-        if appended:
-            return appended
-    return request.META.get("REMOTE_ADDR", "")
 
 
 class LockoutBackend(AxesStandaloneBackend):
@@ -135,7 +122,7 @@ class LoginRateThrottle(AnonRateThrottle):
         return settings.MALL_LOGIN_THROTTLE_RATE
 
     def get_ident(self, request):
-        return client_address(request)  # not DRF's, which trusts any X-Forwarded-For without NUM_PROXIES
+        return client_address(request)  # the same address axes locks by
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

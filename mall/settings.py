@@ -150,6 +150,11 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 # otherwise any client could claim HTTPS.
 DJANGO_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DJANGO_BEHIND_PROXY else None
+# How many proxies in front of the shop append the client's address to X-Forwarded-For (deploy/nginx: 1).
+# 0: the header is ignored and the peer's address counts, as it must when clients connect directly (a
+# client could write any address there). The log-in lock (axes) and the throttles read it the same way.
+MALL_TRUSTED_PROXIES = env_int("MALL_TRUSTED_PROXIES", 0)
+AXES_CLIENT_IP_CALLABLE = "mall.edge.client_address"  # django-ipware is not installed: axes' IPWARE_* unused
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_HSTS_SECONDS = 31_536_000 if SECURE_SSL_REDIRECT else 0
@@ -236,7 +241,6 @@ AXES_RESET_ON_SUCCESS = True  # consecutive failures: a successful log-in starts
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the lock ends one cool-off after it began
 AXES_HANDLER = "mall.auth.LockAfterTheLimitHandler"  # axes' database handler: shared by every worker process
 AXES_LOCKOUT_CALLABLE = "mall.auth.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "mall.auth.client_address"  # REMOTE_ADDR, or the proxy's own X-Forwarded-For entry
 AXES_VERBOSE = False
 
 # --- OpenTelemetry (read by the SDK and mall/telemetry/): a typo fails here, in one line, rather
@@ -268,6 +272,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "mall.api.exceptions.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
+    "NUM_PROXIES": MALL_TRUSTED_PROXIES,  # DRF's default (None) would take any client's X-Forwarded-For
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mall API",

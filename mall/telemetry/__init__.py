@@ -164,18 +164,7 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     from mall.telemetry.edge_context import install_edge_trust
 
     install_edge_trust(tracer_provider)  # MALL_TRACEPARENT: continue a caller's trace, or only link to it
-    exporter = build_span_exporter()
-    if exporter is not None:  # its lost spans counted: mall.telemetry.spans.dropped (export_drops)
-        from mall.telemetry.export_drops import drop_counting_processor
-
-        processors = [drop_counting_processor(exporter)]
-    else:
-        processors = []
-    if _trace_store_enabled(trace_store):
-        from traces.store import trace_store_processor
-
-        processors.append(trace_store_processor())
-    tracer_provider.add_span_processor(_personal_data_policy(processors))
+    tracer_provider.add_span_processor(_span_processor(build_span_exporter(), trace_store=trace_store))
     trace.set_tracer_provider(tracer_provider)
 
     from opentelemetry.sdk.metrics import MeterProvider
@@ -209,11 +198,21 @@ def _trace_store_enabled(trace_store: bool | None) -> bool:
 
 
 def span_processor_of_another_service(exporter) -> object:
-    """The span processor for a provider of another service in a shop process (the load tool's client
+    """Return the span processor for a provider of another service in a shop process (the load tool's client
     spans): exported like the shop's, kept in the built-in store too when ``settings.MALL_TRACE_STORE`` is on,
     and under the same personal-data policy, so its traces join the shop's in the same viewers."""
-    processors = [BatchSpanProcessor(exporter)] if exporter is not None else []
-    if _trace_store_enabled(None):
+    return _span_processor(exporter, trace_store=None)
+
+
+def _span_processor(exporter, *, trace_store: bool | None):
+    """Return one processor for ``exporter`` (its lost spans counted as ``mall.telemetry.spans.dropped``) and
+    the built-in store, behind the personal-data policy."""
+    processors = []
+    if exporter is not None:
+        from mall.telemetry.export_drops import drop_counting_processor
+
+        processors.append(drop_counting_processor(exporter))
+    if _trace_store_enabled(trace_store):
         from traces.store import trace_store_processor
 
         processors.append(trace_store_processor())

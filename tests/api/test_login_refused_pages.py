@@ -131,7 +131,7 @@ def test_a_client_cannot_escape_the_limits_by_claiming_another_address(victim, s
 
 @pytest.mark.django_db
 def test_behind_a_proxy_the_address_it_appended_is_counted(victim, settings):
-    settings.DJANGO_BEHIND_PROXY = True
+    settings.MALL_TRUSTED_PROXIES = 1
     settings.MALL_LOGIN_THROTTLE_RATE = "5/minute"
 
     def via_proxy(claimed: str, real: str) -> Client:

@@ -121,7 +121,6 @@ def test_the_shop_is_gunicorn_without_preload_and_the_worker_is_qcluster():
     assert command("shop").startswith("gunicorn") and "mall.wsgi" in command("shop")
     assert "--preload" not in command("shop")
     assert environment("shop")["GUNICORN_BIND"] == "0.0.0.0:8000"
-    assert container_ports("shop") == {8000: 8000}
     assert command("worker").split()[-2:] == ["manage.py", "qcluster"]
     assert "migrate" in command("migrate")
     assert SERVICES["shop"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -267,3 +266,26 @@ def test_the_shops_endpoint_is_the_receiver_jaeger_listens_on(service):
     protocol = {"grpc": "grpc", "http/protobuf": "http"}[env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]
     listening = JAEGER_CONFIG["receivers"]["otlp"]["protocols"][protocol]["endpoint"]
     assert endpoint.hostname == "jaeger" and endpoint.port == int(listening.rsplit(":", 1)[1])
+
+
+def test_gunicorn_is_reached_only_through_the_buffering_proxy():
+    """The shop's port is not published: the host reaches it through nginx, which runs deploy/nginx/mall.conf."""
+    nginx = SERVICES["nginx"]
+    assert "ports" not in SERVICES["shop"]
+    assert container_ports("nginx") == {8000: 8000}
+    assert re.fullmatch(r"nginx:1\.\d+\.\d+-bookworm", nginx["image"])  # pinned, Debian-based
+    assert "./deploy/nginx/mall.conf:/etc/nginx/templates/mall.conf.template:ro" in nginx["volumes"]
+    env = environment("nginx")
+    assert env["MALL_UPSTREAM"] == f"shop:{environment('shop')['GUNICORN_BIND'].rsplit(':', 1)[1]}"
+    assert env["NGINX_LISTEN"] == "8000"
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", (REPO / "deploy/nginx/mall.conf").read_text())) == set(env)
+    assert SERVICES["nginx"]["depends_on"]["shop"]["condition"] == "service_healthy"
+    assert environment("shop")["MALL_TRUSTED_PROXIES"] == "1"  # one proxy appends to X-Forwarded-For
+
+
+def test_nginx_lets_go_of_idle_upstream_connections_before_gunicorn_does():
+    """Else nginx may send a request on a connection gunicorn is closing: a POST is not retried, and fails 502."""
+    upstream = re.search(r"^upstream mall_shop \{(.*?)^\}", (REPO / "deploy/nginx/mall.conf").read_text(), re.M | re.S)
+    nginx_idle = re.search(r"^\s*keepalive_timeout (\d+)s;", upstream.group(1), re.M)
+    gunicorn_idle = re.search(r"^keepalive = (\d+)$", (REPO / "gunicorn.conf.py").read_text(), re.M)
+    assert int(nginx_idle.group(1)) < int(gunicorn_idle.group(1))
