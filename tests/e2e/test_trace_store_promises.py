@@ -264,8 +264,8 @@ def test_no_checkout_waits_more_than_100_ms_behind_a_prune_of_150000_spans(
     (wait, statement), (wait_alone, _) = waits.worst(), alone_waits.worst()
     worst, worst_alone = max(latencies), max(alone)
     print(
-        f"\n{connection.vendor}: prune of {STORED} spans in {pruned[1]:.1f} s; {len(latencies)} checkouts beside it: worst lock wait "
-        f"{wait * 1000:.0f} ms ({statement!r}), worst checkout {worst * 1000:.0f} ms, median "
+        f"\n{connection.vendor}: prune of {STORED} spans in {pruned[1]:.1f} s; {len(latencies)} checkouts beside it: "
+        f"worst lock wait {wait * 1000:.0f} ms ({statement!r}), worst checkout {worst * 1000:.0f} ms, median "
         f"{statistics.median(latencies) * 1000:.0f} ms; {len(alone)} checkouts without a prune: worst lock wait "
         f"{wait_alone * 1000:.0f} ms, worst checkout {worst_alone * 1000:.0f} ms, median "
         f"{statistics.median(alone) * 1000:.0f} ms; worst with/without {worst / worst_alone:.1f}x; longest gc "
