@@ -29,11 +29,15 @@ logger = logging.getLogger(__name__)
 PRUNE_INTERVAL = 60.0  # seconds between two prunes of one process
 SCHEDULE_DELAY_MILLIS = 1000  # a trace shows up in the view about a second after it ended
 MAX_ATTRIBUTE_LENGTH = 4000  # characters of one string attribute (long SQL statements)
-PRUNE_CHUNK = 1000  # rows deleted in one transaction of a prune
+PRUNE_CHUNK = 1000  # the most rows one statement of a prune deletes
+PRUNE_FIRST_CHUNK = 100  # rows of a prune's first statement, before it knows how fast this database deletes
+PRUNE_MIN_CHUNK = 20  # the fewest rows one statement deletes, however slow the database is
+PRUNE_CHUNK_SECONDS = 0.01  # the time one statement of a prune aims to hold the lock (chunks sized to it)
 PRUNE_PAUSE = 0.005  # seconds between two chunks of a prune
-# SQLite: a writer waiting for the database polls it at most 100 ms apart (its busy handler's longest sleep),
-# so a shorter pause between two chunks may never be seen by it.
-SQLITE_PRUNE_PAUSE = 0.11
+# SQLite: a writer waiting for the database polls it 1, 2, 5, 10, 15, 20 ms... apart (its busy handler's
+# schedule, at most 25 ms apart in the first 100 ms of a wait), so a gap this long between two chunks is
+# always seen by a checkout that began to wait during the chunk before it.
+SQLITE_PRUNE_PAUSE = 0.03
 LOCK_WAIT_SECONDS = 2  # the longest a write of the store waits for a lock
 RETRY_INTERVAL = 5.0  # seconds a failing store drops batches before it tries the database again
 SHUTDOWN_TIMEOUT = 3  # seconds a stopping process waits for the store's last export
@@ -191,8 +195,9 @@ class TraceStoreExporter(SpanExporter):
     def prune(self) -> int:
         """Delete spans past the retention, then the oldest beyond the low-water mark, in short chunks.
 
-        Returns how many went. Each chunk is its own transaction, with a pause between two chunks, so a
-        checkout waiting for the database's write lock (SQLite) gets it between them.
+        Returns how many went. Each chunk is one short statement that holds the lock about
+        ``PRUNE_CHUNK_SECONDS``, with a pause between two chunks, so a checkout waiting for the lock (SQLite's
+        write lock) gets it between them: none waits more than 100 ms behind a prune.
         """
         from django.db import connection
         from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -220,23 +225,35 @@ class TraceStoreExporter(SpanExporter):
         return deleted
 
     def _delete_chunks(self, spans, *, limit: int | None = None) -> int:
-        """Delete the oldest of ``spans`` (all, or ``limit``), ``chunk`` rows per transaction."""
-        from django.db import connection, transaction
+        """Delete the oldest of ``spans`` (all, or ``limit``) in short chunks, each one statement of its own.
+
+        Each chunk is one DELETE by primary key in autocommit: the database's lock (SQLite's write lock,
+        InnoDB's row locks) is taken and released inside that one call, with no Python in between that a
+        garbage collection or another thread could stretch. Chunks are sized to hold the lock about
+        ``PRUNE_CHUNK_SECONDS``: fewer rows when the machine is slow, up to ``chunk`` when it is fast.
+        """
+        from django.db import connection
 
         pause = SQLITE_PRUNE_PAUSE if connection.vendor == "sqlite" else PRUNE_PAUSE
-        deleted = 0
+        table, pk = connection.ops.quote_name(_table()), connection.ops.quote_name("id")
+        size, deleted = min(self.chunk, PRUNE_FIRST_CHUNK), 0
         while limit is None or deleted < limit:
-            size = self.chunk if limit is None else min(self.chunk, limit - deleted)
-            # Ids first, then a delete by id: MariaDB cannot delete from a table its subquery reads.
-            ids = list(spans.order_by("id").values_list("id", flat=True)[:size])
+            take = size if limit is None else min(size, limit - deleted)
+            # Ids first (a read: no lock), then a delete by id: MariaDB cannot delete from a table its
+            # subquery reads, and the ids in order keep InnoDB's locks on those rows alone.
+            ids = list(spans.order_by("id").values_list("id", flat=True)[:take])
             if not ids:
                 break
-            with transaction.atomic():
-                gone, _ = spans.model.objects.filter(id__in=ids).delete()
-            deleted += gone
-            if connection.vendor == "sqlite":  # its pages written back by the prune, not by a checkout's commit
-                with connection.cursor() as cursor:
+            with connection.cursor() as cursor:
+                began = time.perf_counter()
+                cursor.execute(f"DELETE FROM {table} WHERE {pk} IN ({', '.join(['%s'] * len(ids))})", ids)
+                held = time.perf_counter() - began
+                deleted += cursor.rowcount
+                if connection.vendor == "sqlite":  # its pages written back by the prune, not by a checkout's commit
                     cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # The next chunk sized to the time budget: at most twice or half this one's size.
+            fitting = int(len(ids) * PRUNE_CHUNK_SECONDS / max(held, 1e-4))
+            size = max(min(self.chunk, PRUNE_MIN_CHUNK), min(self.chunk, len(ids) * 2, max(len(ids) // 2, fitting)))
             time.sleep(pause)  # not synchronisation: lets a waiting writer take the lock
         return deleted
 

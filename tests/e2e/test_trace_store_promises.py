@@ -1,6 +1,7 @@
 """The built-in trace store's promises (issue 28): bounded at every moment, no stall, no silent loss, no
 personal data. Real gunicorn workers, a real lock held by another database session, the OTLP receiver."""
 
+import gc
 import logging
 import sqlite3
 import statistics
@@ -153,53 +154,126 @@ def fill_store(count: int) -> None:
         cursor.executemany(statement, batch)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 28 item 2 is open: chunked prunes still let a checkout wait 0.5-1 s behind them on this "
-    "2-core machine (measured while other work ran); the test stays to show when it is met",
-    strict=False,
-)
-def test_no_checkout_waits_long_behind_a_prune_of_150000_spans(api, user, goods_in_stock, address, settings):
-    settings.CHECKOUT_THROTTLE_RATE = None  # one user checks out for as long as the prune runs
-    fill_store(STORED)
-    goods = goods_in_stock(stock=10_000)
-    exporter = TraceStoreExporter(retention=24 * 3600, max_spans=1000)
-    pruned, latencies = threading.Event(), []
+LOCK_WAIT_BOUND = 0.1  # issue 28: no checkout waits more than 100 ms behind a prune
+LOCKING = ("BEGIN", "INSERT", "UPDATE", "DELETE")
+
+
+class LockWaits:
+    """An ``execute_wrapper`` timing each statement that can wait behind another transaction's lock.
+
+    On SQLite those are BEGIN IMMEDIATE and a write outside a transaction (each waits for the database's
+    write lock; inside a transaction the lock is already held); on MariaDB every write and locking read
+    (row and table locks).
+    """
+
+    def __init__(self):
+        self.waits: list[tuple[float, str]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statement, db = sql.lstrip().upper(), context["connection"]
+            may_wait = db.vendor != "sqlite" or not db.in_atomic_block
+            if may_wait and (statement.startswith(LOCKING) or "FOR UPDATE" in statement):
+                self.waits.append((time.perf_counter() - began, sql[:60]))
+
+    def worst(self) -> tuple[float, str]:
+        return max(self.waits, default=(0.0, ""))
+
+
+class Pauses:
+    """The process's garbage-collection pauses (every thread stops): the longest, and how many."""
+
+    def __init__(self):
+        self.longest, self.count, self._began = 0.0, 0, 0.0
+
+    def __call__(self, phase, info):
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.longest, self.count = max(self.longest, time.perf_counter() - self._began), self.count + 1
+
+    def __enter__(self):
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        gc.callbacks.remove(self)
+
+
+def checkouts_beside(api, user, goods, address, spans, *, prune=None) -> tuple[list[float], LockWaits]:
+    """Checkouts of ``user`` (through ``api``) in a thread of their own, while ``prune()`` runs in another
+    thread (or 60 of them, without): each checkout's time, and the times of their locking statements."""
+    latencies, waits, done = [], LockWaits(), threading.Event()
 
     def checkout() -> None:
         fill_cart(user, (goods, 1))
-        began = time.perf_counter()
-        response = api.post("/api/orders/", address, format="json")
-        latencies.append(time.perf_counter() - began)
+        with connection.execute_wrapper(waits):
+            began = time.perf_counter()
+            response = api.post("/api/orders/", address, format="json")
+            latencies.append(time.perf_counter() - began)
         assert response.status_code == 201, response.content
+        spans.clear()  # thousands of checkouts' spans kept in memory would make each garbage collection longer
 
-    for _ in range(60):  # the same checkouts without a prune: this machine's own spread
-        checkout()
-    baseline, latencies = latencies, []
-
-    def checkouts():
-        while not pruned.is_set():
+    def checkouts() -> None:
+        if prune is None:
+            for _ in range(60):
+                checkout()
+            return
+        while not done.is_set():
             checkout()
 
-    def prune():
+    def pruning() -> None:
         try:
-            return exporter.prune()
+            prune()
         finally:
-            pruned.set()
+            done.set()
 
-    run_concurrently(lambda role: checkouts() if role == "checkouts" else prune(), ["checkouts", "prune"])
+    roles = ["checkouts"] if prune is None else ["checkouts", "prune"]
+    run_concurrently(lambda role: checkouts() if role == "checkouts" else pruning(), roles)
+    return latencies, waits
 
-    worst, worst_alone = max(latencies), max(baseline)
+
+@pytest.mark.slow
+def test_no_checkout_waits_more_than_100_ms_behind_a_prune_of_150000_spans(
+    api, user, goods_in_stock, address, spans, settings
+):
+    settings.CHECKOUT_THROTTLE_RATE = None  # one user checks out for as long as the prune runs
+    goods = goods_in_stock(stock=100_000)
+    # The objects of the test process (Django, pytest) are not scanned by each full collection: a checkout
+    # and a prune in one process stop together for it, which is not waiting behind the prune.
+    gc.freeze()
+    try:
+        with Pauses() as pauses:
+            # The same checkouts without a prune first, in the same run: this machine's own spread now.
+            alone, alone_waits = checkouts_beside(api, user, goods, address, spans)
+            fill_store(STORED)
+            exporter, pruned = TraceStoreExporter(retention=24 * 3600, max_spans=1000), []
+
+            def prune() -> None:
+                began = time.perf_counter()
+                pruned.append(exporter.prune())
+                pruned.append(time.perf_counter() - began)
+
+            latencies, waits = checkouts_beside(api, user, goods, address, spans, prune=prune)
+    finally:
+        gc.unfreeze()
+
+    (wait, statement), (wait_alone, _) = waits.worst(), alone_waits.worst()
+    worst, worst_alone = max(latencies), max(alone)
     print(
-        f"\n{connection.vendor}: {len(latencies)} checkouts during the prune of {STORED} spans: worst "
-        f"{worst * 1000:.0f} ms, median {statistics.median(latencies) * 1000:.0f} ms; without a prune: worst "
-        f"{worst_alone * 1000:.0f} ms, median {statistics.median(baseline) * 1000:.0f} ms"
+        f"\n{connection.vendor}: prune of {STORED} spans in {pruned[1]:.1f} s; {len(latencies)} checkouts beside it: "
+        f"worst lock wait {wait * 1000:.0f} ms ({statement!r}), worst checkout {worst * 1000:.0f} ms, median "
+        f"{statistics.median(latencies) * 1000:.0f} ms; {len(alone)} checkouts without a prune: worst lock wait "
+        f"{wait_alone * 1000:.0f} ms, worst checkout {worst_alone * 1000:.0f} ms, median "
+        f"{statistics.median(alone) * 1000:.0f} ms; worst with/without {worst / worst_alone:.1f}x; longest gc "
+        f"pause {pauses.longest * 1000:.0f} ms of {pauses.count}"
     )
-    assert TraceSpan.objects.count() <= 1000
-    assert len(latencies) >= 5  # the checkouts really ran alongside the prune
-    # ≤ 100 ms behind the prune on an idle machine; on a shared one the checkouts' own spread is allowed on top.
-    # One transaction deleting it all held a checkout for 0.8-1.2 s on SQLite.
-    assert worst < worst_alone + 0.3
+    assert pruned[0] == STORED - 900  # down to the low-water mark
+    assert len(latencies) >= 5  # the checkouts really ran beside the prune
+    assert wait <= LOCK_WAIT_BOUND, f"a checkout waited {wait * 1000:.0f} ms for {statement!r} behind the prune"
 
 
 # --- 3. No silent loss --------------------------------------------------------------------------------------------
