@@ -154,7 +154,7 @@ def test_a_failed_step_is_marked_as_an_error(store, staff_client, api, user, goo
 
     html = staff_client.get(f"/admin/traces/{trace_id}/", secure=True).content.decode()
 
-    assert re.search(r'class="span-row error"[^>]*data-span-name="save_order_goods"', html)
+    assert re.search(r'class="span-row error[^"]*"[^>]*data-span-name="save_order_goods"', html)
     assert "checkout_fault_injected" in html or "CheckoutFaultInjected" in html
 
 
