@@ -25,7 +25,10 @@ def retry_on_lock_conflict(service=None, *, unique_races: Collection[str] = ()):
     """Run ``service`` again (LOCK_CONFLICT_ATTEMPTS in all) when it lost a deadlock or a lock wait.
 
     Only for services that own their transaction: inside a caller's atomic block a lost lock is not
-    retried, since the caller's transaction is already rolled back. With ``unique_races`` (constraint
+    retried, since the caller's transaction is already rolled back. A service that must never run
+    nested (the checkout, cancel, the closes) opens ``transaction.atomic(durable=True)``, so a nested
+    call fails at once instead of losing its retry; the others (a staff edit inside the admin's
+    transaction) are retried only when they are the outermost. With ``unique_races`` (constraint
     names), also when an insert lost a race for one of those unique constraints to a concurrent request:
     that rolls back only the service's own atomic block, and the next attempt sees the winner's row.
     Each retry is an event ``retry`` on the current span.

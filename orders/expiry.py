@@ -251,7 +251,7 @@ def close_order_if_overdue(*, order: Order, now: datetime | None = None, actor: 
     A close writes its ``closed`` event (by ``actor``: the timeout task or the sweep) in its transaction.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         closed = end_pending_order(order=order, status=Order.Status.CLOSED, now=now, due_by=now)
         if closed:
             record_event(order=order, kind=OrderEvent.Kind.CLOSED, at=now, actor=actor)
@@ -286,7 +286,7 @@ def close_overdue_batch(
     the whole batch back, nothing closed and no stock moved: the caller may close those orders one by
     one (``close_order_if_overdue``) to pass over a broken one. Deadlocks and lock waits are retried.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )

@@ -92,7 +92,7 @@ def cancel_order(*, order: Order, staff_user=None) -> Order:
     with operation_span(tracer, tracing.CANCEL_ORDER, attributes={tracing.ORDER_ACTOR: actor}):
         name_order(order)
         now = timezone.now()
-        with transaction.atomic(), faults.inject(tracing.CANCEL_ORDER):
+        with transaction.atomic(durable=True), faults.inject(tracing.CANCEL_ORDER):
             if not end_pending_order(order=order, status=Order.Status.CANCELLED, now=now):
                 raise OrderNotPending(status=current_status(order=order))
             record_event(order=order, kind=OrderEvent.Kind.CANCELLED, at=now, actor=actor, staff_user=staff_user)
