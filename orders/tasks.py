@@ -20,5 +20,9 @@ def close_overdue_orders(batch_size: int = expiry.BATCH_SIZE) -> int:
 
 @flushes_telemetry
 def close_unpaid_order(order_id: int, traceparent: str = "") -> str:
-    """Run a per-order schedule stored before the deadline buckets: close the order if still unpaid."""
+    """Close one order if it is still unpaid, in a worker: the one-order task that benches and worker tests queue.
+
+    No stored schedule names it since migration 0006 (which converted the per-order schedules of earlier
+    versions into deadline buckets); perf/bench's comparison with the per-order design still queues it.
+    """
     return expiry.close_order_traced(order_id, actor=OrderEvent.Actor.TIMEOUT, traceparent=traceparent)
