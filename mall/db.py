@@ -16,7 +16,7 @@ LOCK_CONFLICT_ERROR_CODES = frozenset({1205, 1213})
 
 
 def is_transient_lock_error(exc: OperationalError) -> bool:
-    """A deadlock or lock wait timeout (MariaDB/MySQL) or a busy SQLite: the same work may be retried."""
+    """Tell a deadlock or lock wait timeout (MariaDB/MySQL) or a busy SQLite: the same work may be retried."""
     code = exc.args[0] if exc.args else None
     return code in LOCK_CONFLICT_ERROR_CODES or "database is locked" in str(exc)
 
@@ -82,7 +82,7 @@ _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
 
 
 def violated_constraint(exc: IntegrityError) -> str | None:
-    """The name of the unique or check constraint ``exc`` reports, or None if it names none (a foreign key...).
+    """Return the name of the unique or check constraint ``exc`` reports, or None if it names none (a foreign key...).
 
     A unique field (``unique=True``) is named after its column, as MariaDB names its index. SQLite lists a
     unique constraint's columns, which are mapped back to the constraint's name from the models, so callers
@@ -98,7 +98,7 @@ def violated_constraint(exc: IntegrityError) -> str | None:
 
 @functools.cache
 def _unique_constraint_names() -> dict[frozenset[str], str]:
-    """{frozenset of "table.column"}: constraint name, for every unique field and UniqueConstraint of the models."""
+    """Map {frozenset of "table.column"} to the constraint name, for each unique field and UniqueConstraint."""
     names: dict[frozenset[str], str] = {}
     for model in apps.get_models():
         table = model._meta.db_table
