@@ -23,6 +23,8 @@ def close_unpaid_order(order_id: int, traceparent: str = "") -> str:
     """Close one order if it is still unpaid, in a worker: the one-order task that benches and worker tests queue.
 
     No stored schedule names it since migration 0006 (which converted the per-order schedules of earlier
-    versions into deadline buckets); perf/bench's comparison with the per-order design still queues it.
+    versions into deadline buckets, and rewrote the ORM broker's queue). It stays for tasks a Redis broker
+    held during the upgrade (a migration cannot rewrite them), for the worker tests, and for perf/bench's
+    comparison with the per-order design.
     """
     return expiry.close_order_traced(order_id, actor=OrderEvent.Actor.TIMEOUT, traceparent=traceparent)
