@@ -24,7 +24,7 @@ class Goods(models.Model):
 
     @property
     def stock_quantity(self) -> int:
-        """Its quantity in stock (``inventory.Stock``, the reverse one-to-one ``stock``); 0 while it has no stock row.
+        """Return its quantity in stock (``inventory.Stock``, the reverse one-to-one ``stock``); 0 with no stock row.
 
         Read it on goods fetched with ``select_related("stock")`` (``goods.selectors.goods_list``): no query.
         """

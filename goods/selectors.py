@@ -9,7 +9,7 @@ from goods.models import Goods
 
 
 def goods_list(*, on_sale: bool | None = None, search: str | None = None) -> QuerySet[Goods]:
-    """Goods with their stock row joined (one query per page, no N+1)."""
+    """Select goods with their stock row joined (one query per page, no N+1)."""
     queryset = Goods.objects.select_related("stock").order_by("id")
     if on_sale is not None:
         queryset = queryset.filter(on_sale=on_sale)
@@ -19,7 +19,7 @@ def goods_list(*, on_sale: bool | None = None, search: str | None = None) -> Que
 
 
 def goods_for_sale(*, goods_id: int) -> Goods:
-    """The goods a customer may put in the cart."""
+    """Select the goods a customer may put in the cart."""
     goods = Goods.objects.filter(pk=goods_id).first()
     if goods is None:
         raise GoodsNotFound(goods=[goods_id])
@@ -29,7 +29,7 @@ def goods_for_sale(*, goods_id: int) -> Goods:
 
 
 def goods_for_sale_by_id(*, goods_ids: Iterable[int]) -> dict[int, Goods]:
-    """The given goods in one query; raises ``GoodsUnavailable`` if any is gone or off sale."""
+    """Fetch the given goods in one query; raise ``GoodsUnavailable`` if any is gone or off sale."""
     wanted = set(goods_ids)
     found = {goods.pk: goods for goods in Goods.objects.filter(pk__in=wanted, on_sale=True)}
     missing = sorted(wanted - found.keys())

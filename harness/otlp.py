@@ -3,7 +3,7 @@
 ``OtlpServer`` listens on free 127.0.0.1 ports: OTLP/gRPC (``TraceService`` and ``MetricsService``,
 opentelemetry-proto's generated stubs) and OTLP/HTTP (``POST /v1/traces`` and ``/v1/metrics``, binary
 protobuf, plain, gzip or deflate). It hands every export request to its callbacks: the test suite's receiver
-(``tests/otlp_receiver.py``) decodes and keeps them, the bench's sink (``perf/bench/otlp_sink.py``) counts them.
+(``tests/otlp_receiver.py``) decodes and keeps them, the bench's sink (``perf/bench/common/otlp_sink.py``) counts them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ LOW_STOCK = 10
 
 
 def ledger_time(moment) -> str:
-    """A ledger timestamp to the second (microseconds are noise to a reader)."""
+    """Show a ledger timestamp to the second (microseconds are noise to a reader)."""
     return date_format(localtime(moment), "Y-m-d H:i:s")
 
 
@@ -70,7 +70,7 @@ class StockEditForm(forms.ModelForm):
         return cleaned
 
     def has_changed(self):
-        """Changed by the operator: the box differs from what the page showed (not from the database now)."""
+        """Tell whether the operator changed the box: it differs from what the page showed (not the database now)."""
         if hasattr(self, "cleaned_data") and "quantity" in self.cleaned_data:
             return self.cleaned_data["quantity"] != self.cleaned_data.get("expected_quantity")
         return super().has_changed()
@@ -102,7 +102,7 @@ def had_stock_conflict(request) -> bool:
 
 
 def _edited_goods_ids(data) -> list[int]:
-    """Goods ids of the stock list rows whose box differs from the quantity the page showed."""
+    """Return the goods ids of the stock list rows whose box differs from the quantity the page showed."""
     try:
         rows = range(min(int(data.get("form-TOTAL_FORMS", 0)), 1000))
     except ValueError:

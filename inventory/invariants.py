@@ -14,7 +14,7 @@ ORDER_MOVE_KINDS = (StockMove.Kind.SELL, StockMove.Kind.RETURN)
 
 
 def ledger_problems() -> list[str]:
-    """Every goods: Σ adjust + Σ return − Σ sell == its stock quantity, and moves are well-formed."""
+    """Check every goods: Σ adjust + Σ return − Σ sell == its stock quantity, and moves are well-formed."""
     problems = [
         f"goods {row['goods']}: stock quantity {row['quantity']} but the ledger says {row['ledger']} "
         "(Σ adjust + Σ return − Σ sell)"
@@ -46,7 +46,7 @@ def ledger_problems() -> list[str]:
 
 
 def order_moves() -> dict[str, dict[str, list[tuple[int, int]]]]:
-    """order_no → kind (sell/return) → [(goods id, quantity), ...] of every order-related ledger row.
+    """Map order_no → kind (sell/return) → [(goods id, quantity), ...] for every order-related ledger row.
 
     Lists, not dicts: a duplicated move must stay visible to the caller's checks.
     """

@@ -12,7 +12,7 @@ def stock_list() -> QuerySet[Stock]:
 
 
 def ledger_discrepancies() -> list[dict]:
-    """Goods whose quantity differs from Σ adjust + Σ return − Σ sell of the ledger (should be none)."""
+    """Select the goods whose quantity differs from Σ adjust + Σ return − Σ sell of the ledger (should be none)."""
     signed_units = Case(
         When(kind=StockMove.Kind.SELL, then=-F("quantity")),
         default=F("quantity"),
@@ -27,5 +27,5 @@ def ledger_discrepancies() -> list[dict]:
 
 
 def goods_ids_with_stock(*, goods_ids: Iterable[int]) -> set[int]:
-    """Those of ``goods_ids`` that have a stock row."""
+    """Return those of ``goods_ids`` that have a stock row."""
     return set(Stock.objects.filter(goods_id__in=list(goods_ids)).values_list("goods_id", flat=True))

@@ -16,7 +16,7 @@ LOCK_CONFLICT_ERROR_CODES = frozenset({1205, 1213})
 
 
 def is_transient_lock_error(exc: OperationalError) -> bool:
-    """A deadlock or lock wait timeout (MariaDB/MySQL) or a busy SQLite: the same work may be retried."""
+    """Tell a deadlock or lock wait timeout (MariaDB/MySQL) or a busy SQLite: the same work may be retried."""
     code = exc.args[0] if exc.args else None
     return code in LOCK_CONFLICT_ERROR_CODES or "database is locked" in str(exc)
 
@@ -25,7 +25,10 @@ def retry_on_lock_conflict(service=None, *, unique_races: Collection[str] = ()):
     """Run ``service`` again (LOCK_CONFLICT_ATTEMPTS in all) when it lost a deadlock or a lock wait.
 
     Only for services that own their transaction: inside a caller's atomic block a lost lock is not
-    retried, since the caller's transaction is already rolled back. With ``unique_races`` (constraint
+    retried, since the caller's transaction is already rolled back. A service that must never run
+    nested (the checkout, cancel, the closes) opens ``transaction.atomic(durable=True)``, so a nested
+    call fails at once instead of losing its retry; the others (a staff edit inside the admin's
+    transaction) are retried only when they are the outermost. With ``unique_races`` (constraint
     names), also when an insert lost a race for one of those unique constraints to a concurrent request:
     that rolls back only the service's own atomic block, and the next attempt sees the winner's row.
     Each retry is an event ``retry`` on the current span.
@@ -79,7 +82,7 @@ _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
 
 
 def violated_constraint(exc: IntegrityError) -> str | None:
-    """The name of the unique or check constraint ``exc`` reports, or None if it names none (a foreign key...).
+    """Return the name of the unique or check constraint ``exc`` reports, or None if it names none (a foreign key...).
 
     A unique field (``unique=True``) is named after its column, as MariaDB names its index. SQLite lists a
     unique constraint's columns, which are mapped back to the constraint's name from the models, so callers
@@ -95,7 +98,7 @@ def violated_constraint(exc: IntegrityError) -> str | None:
 
 @functools.cache
 def _unique_constraint_names() -> dict[frozenset[str], str]:
-    """{frozenset of "table.column"}: constraint name, for every unique field and UniqueConstraint of the models."""
+    """Map {frozenset of "table.column"} to the constraint name, for each unique field and UniqueConstraint."""
     names: dict[frozenset[str], str] = {}
     for model in apps.get_models():
         table = model._meta.db_table

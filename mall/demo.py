@@ -83,12 +83,12 @@ class CatalogSeed:
 
     @property
     def goods(self) -> list[Goods]:
-        """Every demo goods, created now or before, in catalog order."""
+        """Return every demo goods, created now or before, in catalog order."""
         return sorted(self.created + self.existing, key=lambda goods: goods.pk)
 
 
 def demo_catalog(count: int) -> list[DemoGoods]:
-    """The first ``count`` goods of the demo catalog: the same names and prices on every call."""
+    """Return the first ``count`` goods of the demo catalog: the same names and prices on every call."""
     catalog = []
     per_round = len(_DEMO_PRODUCTS) * len(_DEMO_EDITIONS)
     for index in range(count):
@@ -149,7 +149,7 @@ class PeopleSeed:
 
 
 def seed_users(*, count: int, password: str, staff: bool) -> tuple[PeopleSeed, list]:
-    """Users user1..user``count`` (and with ``staff`` the superuser and the staff roles); existing ones are kept."""
+    """Make sure users user1..user``count`` exist (with ``staff``, the superuser and staff roles too)."""
     User = get_user_model()
     seed = PeopleSeed()
     users = []
@@ -173,7 +173,7 @@ def seed_users(*, count: int, password: str, staff: bool) -> tuple[PeopleSeed, l
 
 
 def fill_empty_carts(*, users: list, goods: list[Goods], seed: PeopleSeed) -> None:
-    """A few checked lines in each demo user's empty cart (a cart with lines is left alone)."""
+    """Put a few checked lines in each demo user's empty cart (a cart with lines is left alone)."""
     if not goods:
         return
     for offset, user in enumerate(users):

@@ -32,7 +32,7 @@ def use_superuser_schedule_admin(site: admin.AdminSite) -> None:
 
 @checks.register(checks.Tags.database, checks.Tags.security)
 def check_schedule_permissions(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
-    """``manage.py check --database default``: warn for each group or non-superuser holding a schedule write."""
+    """Warn (``manage.py check --database default``) for each group or non-superuser holding a schedule write."""
     if not databases or "default" not in databases:
         return []
     from django.contrib.auth import get_user_model

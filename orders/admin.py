@@ -9,7 +9,7 @@ from traces.permissions import may_view_traces
 
 
 def _trace_link(trace_id: str, text: str = "Open trace"):
-    """A link to the trace where it opens (Jaeger or the built-in view), else "-"."""
+    """Link to the trace where it opens (Jaeger or the built-in view), else "-"."""
     url = trace_url(trace_id)
     if url is None:
         return "-"

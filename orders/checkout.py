@@ -116,7 +116,7 @@ def _earlier_order(*, user, idempotency_key: str | None, fingerprint: str) -> Or
 
 def _place_order(*, user, idempotency_key, fingerprint, fields) -> CheckoutResult:
     """Run the seven steps in one transaction, in the contract's order."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         selection = select_cart_lines(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
         if selection.earlier is not None:
             return CheckoutResult(selection.earlier, created=False)

@@ -12,7 +12,7 @@ from orders.models import Order, OrderEvent
 
 @in_callers_transaction
 def record_event(*, order: Order, kind: str, at: datetime, actor: str, staff_user=None) -> OrderEvent:
-    """The event of one change of ``order``, with the current trace, in the change's transaction."""
+    """Write the event of one change of ``order``, with the current trace, in the change's transaction."""
     return OrderEvent.objects.create(
         order=order, kind=kind, at=at, actor=actor, staff_user=staff_user, trace_id=current_trace_id()
     )
@@ -22,7 +22,7 @@ def record_event(*, order: Order, kind: str, at: datetime, actor: str, staff_use
 def record_closed_events(
     *, order_ids: list[int], at: datetime, actor: str, trace_ids: Mapping[int, str] | None = None
 ) -> None:
-    """The ``closed`` events of a batch in ONE statement whatever its size (INSERT … SELECT; a bulk_create
+    """Write the ``closed`` events of a batch in ONE statement whatever its size (INSERT … SELECT; a bulk_create
     would be split by SQLite's 999-parameter limit), with the current trace, or each order's own trace
     from ``trace_ids`` (order id → 32-hex trace id)."""
     event, order = OrderEvent._meta, Order._meta

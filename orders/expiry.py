@@ -71,7 +71,7 @@ _committed_lock = threading.Lock()
 
 
 def bucket_end(deadline: datetime) -> datetime:
-    """The end of ``deadline``'s bucket (deadlines are rounded up to a multiple of BUCKET_SECONDS)."""
+    """Return the end of ``deadline``'s bucket (deadlines are rounded up to a multiple of BUCKET_SECONDS)."""
     seconds = -(-deadline.timestamp() // BUCKET_SECONDS) * BUCKET_SECONDS
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -112,7 +112,7 @@ def forget_scheduled_buckets() -> None:
 
 
 def close_due_orders() -> int:
-    """Task of a deadline bucket's schedule: close every order past its deadline; returns how many.
+    """Close every order past its deadline (a deadline bucket's task); return how many.
 
     Batches of BATCH_SIZE, one transaction each (orders a pay or cancel holds are passed over, never
     waited for), within a time budget. The task is a trace ``close_due_orders``; each order closed gets
@@ -164,7 +164,7 @@ def close_order_traced(order_id: int, *, actor: str, traceparent: str = "") -> s
 
 
 def sweep_overdue_orders(batch_size: int = BATCH_SIZE, *, actor: str = OrderEvent.Actor.SWEEP) -> int:
-    """The safety net: close pending orders past their deadline whose timeout was lost; returns how many.
+    """Close the pending orders past their deadline whose timeout was lost (the safety net); return how many.
 
     The deadline buckets' tasks normally do this; the sweep covers lost tasks (Redis broker, killed
     workers) and outages. Works in batches of ``batch_size`` orders, one transaction and one trace
@@ -228,7 +228,7 @@ def _close_batch_traced(*, limit: int, exclude: set[int], actor: str) -> list[Cl
 
 
 def _close_one_by_one(*, limit: int, exclude: set[int], budget_ends: float, actor: str) -> tuple[int, set[int], int]:
-    """After a failed batch: its orders closed one by one (own transaction and trace each), until ``budget_ends``.
+    """Close a failed batch's orders one by one (own transaction and trace each), until ``budget_ends``.
 
     Returns (closed, passed over, failures). An order that cannot be closed is logged, its span
     marked ERROR, and passed over, so it cannot block the others.
@@ -268,7 +268,7 @@ def close_order_if_overdue(*, order: Order, now: datetime | None = None, actor: 
     A close writes its ``closed`` event (by ``actor``: the timeout task or the sweep) in its transaction.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         closed = end_pending_order(order=order, status=Order.Status.CLOSED, now=now, due_by=now)
         if closed:
             record_event(order=order, kind=OrderEvent.Kind.CLOSED, at=now, actor=actor)
@@ -311,7 +311,7 @@ def close_overdue_batch(
     the whole batch back, nothing closed and no stock moved: the caller may close those orders one by
     one (``close_order_if_overdue``) to pass over a broken one. Deadlocks and lock waits are retried.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         overdue = overdue_orders(now=now, exclude=exclude).select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         )
@@ -425,7 +425,7 @@ def ensure_safety_net_schedule() -> bool:
 
 @checks.register(checks.Tags.database)
 def check_safety_net_schedule(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
-    """``manage.py check --database default``: the sweep schedule exists (run only with a database)."""
+    """Check that the sweep schedule exists (``manage.py check --database default``: only with a database)."""
     if not databases or "default" not in databases:
         return []
     try:

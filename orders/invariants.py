@@ -21,7 +21,7 @@ ENDED = {Order.Status.CLOSED, Order.Status.CANCELLED}
 
 
 def check_invariants() -> list[str]:
-    """All problems found (stock ledger and orders); an empty list means the shop is consistent.
+    """List all problems found (stock ledger and orders); an empty list means the shop is consistent.
 
     The checks read one consistent snapshot, so they can run against a live shop.
     """
@@ -30,7 +30,7 @@ def check_invariants() -> list[str]:
 
 
 def order_problems() -> list[str]:
-    """Orders against their lines and the ledger's sell/return moves."""
+    """Check the orders against their lines and the ledger's sell/return moves."""
     moves = order_moves()
     lines: dict[int, list[tuple[int, int]]] = defaultdict(list)
     line_total: dict[int, Decimal] = defaultdict(Decimal)
@@ -67,7 +67,7 @@ def order_problems() -> list[str]:
 
 
 def _quantities(pairs: list[tuple[int, int]]) -> str:
-    """[(goods id, quantity), ...] as "[goods 3 × 2, goods 5 × 1]" (duplicates stay visible)."""
+    """Format [(goods id, quantity), ...] as "[goods 3 × 2, goods 5 × 1]" (duplicates stay visible)."""
     return "[" + ", ".join(f"goods {goods_id} × {quantity}" for goods_id, quantity in pairs) + "]"
 
 

@@ -11,7 +11,7 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 100  # of the Idempotency-Key header, as stored wit
 
 
 def new_order_no(*, user_id: int, now: datetime) -> str:
-    """Time (ms) + user id + random: readable, sortable, and unique in practice (the DB enforces it)."""
+    """Make an order number, time (ms) + user id + random: readable, sortable, unique (the DB enforces it)."""
     return f"{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{user_id % 1_000_000:06d}{secrets.randbelow(10**6):06d}"
 
 

@@ -9,14 +9,14 @@ from orders.models import Order
 
 
 def orders_of(*, user, with_events: bool = False) -> QuerySet[Order]:
-    """The user's orders, newest first, lines (and with ``with_events`` their events) prefetched:
+    """Select the user's orders, newest first, lines (and with ``with_events`` their events) prefetched:
     one query per relation, whatever the number of orders."""
     related = ("lines", "events") if with_events else ("lines",)
     return Order.objects.filter(user=user).prefetch_related(*related).order_by("-id")
 
 
 def overdue_orders(*, now: datetime, exclude: Collection[int] = ()) -> QuerySet[Order]:
-    """Pending orders past their deadline at ``now``, oldest deadline first (index order_status_deadline),
+    """Select the pending orders past their deadline at ``now``, oldest deadline first (index order_status_deadline),
     not in ``exclude``."""
     overdue = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now)
     if exclude:
@@ -25,10 +25,10 @@ def overdue_orders(*, now: datetime, exclude: Collection[int] = ()) -> QuerySet[
 
 
 def overdue_order_ids(*, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[int]:
-    """The ids of the first ``limit`` of ``overdue_orders``."""
+    """Return the ids of the first ``limit`` of ``overdue_orders``."""
     return list(overdue_orders(now=now, exclude=exclude).values_list("pk", flat=True)[:limit])
 
 
 def current_status(*, order: Order) -> str:
-    """The order's status as committed now (after a conditional update found it no longer pending)."""
+    """Read the order's status as committed now (after a conditional update found it no longer pending)."""
     return Order.objects.values_list("status", flat=True).get(pk=order.pk)

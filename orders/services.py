@@ -24,7 +24,7 @@ tracer = tracing.tracer
 
 
 def pay_order(*, order: Order) -> Order:
-    """Simulated payment by the customer: pending → paid before the deadline, else ``OrderNotPending``.
+    """Pay an order (a simulated payment by the customer): pending → paid before the deadline, else ``OrderNotPending``.
 
     Span ``pay_order``; the ``paid`` event is written in the payment's transaction. An order past its
     deadline is no longer payable even before the timeout task closed it.
@@ -82,7 +82,7 @@ def edit_order(*, order: Order, staff_user, changes: Mapping[str, str]) -> Order
 
 @retry_on_lock_conflict
 def cancel_order(*, order: Order, staff_user=None) -> Order:
-    """The customer (or, with ``staff_user``, staff) cancels a pending order; its stock is returned once.
+    """Cancel a pending order for the customer (or, with ``staff_user``, staff); its stock is returned once.
 
     Span ``cancel_order``; the ``cancelled`` event is written in the cancellation's transaction. Lock
     order (``inventory.locks``): the order row, then the goods rows (shared, by the return's ledger
@@ -92,7 +92,7 @@ def cancel_order(*, order: Order, staff_user=None) -> Order:
     with operation_span(tracer, tracing.CANCEL_ORDER, attributes={tracing.ORDER_ACTOR: actor}):
         name_order(order)
         now = timezone.now()
-        with transaction.atomic(), faults.inject(tracing.CANCEL_ORDER):
+        with transaction.atomic(durable=True), faults.inject(tracing.CANCEL_ORDER):
             if not end_pending_order(order=order, status=Order.Status.CANCELLED, now=now):
                 raise OrderNotPending(status=current_status(order=order))
             record_event(order=order, kind=OrderEvent.Kind.CANCELLED, at=now, actor=actor, staff_user=staff_user)
@@ -104,7 +104,7 @@ def cancel_order(*, order: Order, staff_user=None) -> Order:
 
 @in_callers_transaction
 def end_pending_order(*, order: Order, status: str, now: datetime, due_by: datetime | None = None) -> bool:
-    """pending → ``status`` with one conditional update, then the stock back; False if not pending.
+    """End a pending order: → ``status`` with one conditional update, then the stock back; False if not pending.
 
     Of racing pay/cancel/close transitions exactly one updates the row; only that one returns
     stock, in the same transaction.

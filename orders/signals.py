@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 @receiver(post_spawn, dispatch_uid="mall-safety-net-schedule")
 def repair_safety_net_schedule(sender, proc_name: str, **kwargs) -> None:
-    """Every worker, when it starts: the every-minute sweep schedule exists (re-created if deleted)."""
+    """Make sure, as every worker starts, that the every-minute sweep schedule exists (re-created if deleted)."""
     try:
         ensure_safety_net_schedule()
     except DatabaseError:  # the database is down right now: the next worker start tries again

@@ -20,5 +20,11 @@ def close_overdue_orders(batch_size: int = expiry.BATCH_SIZE) -> int:
 
 @flushes_telemetry
 def close_unpaid_order(order_id: int, traceparent: str = "") -> str:
-    """Run a per-order schedule stored before the deadline buckets: close the order if still unpaid."""
+    """Close one order if it is still unpaid, in a worker: the one-order task that benches and worker tests queue.
+
+    No stored schedule names it since migration 0006 (which converted the per-order schedules of earlier
+    versions into deadline buckets, and rewrote the ORM broker's queue). It stays for tasks a Redis broker
+    held during the upgrade (a migration cannot rewrite them), for the worker tests, and for perf/bench's
+    comparison with the per-order design.
+    """
     return expiry.close_order_traced(order_id, actor=OrderEvent.Actor.TIMEOUT, traceparent=traceparent)

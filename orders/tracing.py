@@ -125,7 +125,7 @@ def checkout_links(*, trace_id: str, span_id: str, traceparent: str = "") -> lis
 
 
 def task_span(name: str, attributes: Mapping[str, AttributeValue] | None = None):
-    """``with task_span(name) as span``: the span of one task run, the root of a new trace."""
+    """Open the span of one task run, the root of a new trace: ``with task_span(name) as span``."""
     return task_tracer.start_as_current_span(
         name, context=new_root_context(), kind=SpanKind.CONSUMER, attributes=attributes
     )
@@ -146,7 +146,7 @@ def start_close_span(
     kind: SpanKind = SpanKind.INTERNAL,
     **attributes: AttributeValue,
 ) -> trace.Span:
-    """A ``close_unpaid_order`` span for an order a batch closed, linked to the order's create_order span."""
+    """Start a ``close_unpaid_order`` span for an order a batch closed, linked to the order's create_order span."""
     return task_tracer.start_span(
         CLOSE_UNPAID_ORDER,
         context=context,

@@ -71,7 +71,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(methods=["POST"], request=None, responses=OrderDetailSerializer)
     @action(detail=True, methods=["get", "post"])
     def pay(self, request, pk=None):
-        """Simulated payment of a pending order."""
+        """Pay a pending order (simulated payment)."""
         if request.method == "GET":
             return Response(OrderDetailSerializer(self.get_object()).data)
         return Response(OrderDetailSerializer(pay_order(order=self.get_object())).data)

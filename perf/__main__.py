@@ -8,11 +8,11 @@ import sys
 # name -> (module with a ``main(argv)``, what it measures)
 COMMANDS = {
     "bench": ("perf.bench.run", "the whole bench: tracing curve, statements, floor, sweep, memory (--quick: smoke)"),
-    "grpc": ("perf.bench.grpc_cycle", "the gRPC checkout cycle against the REST one, side by side"),
-    "closes": ("perf.bench.closes", "payment-timeout closes under load"),
-    "layers": ("perf.bench.layers", "the cost of each tracing layer, side by side"),
-    "timeout": ("perf.bench.timeout", "the timeout sweep and the scheduler pass"),
-    "soak": ("perf.bench.soak", "the fault soak (MariaDB; docs/SOAK.md)"),
+    "grpc": ("perf.bench.checkout.grpc_cycle", "the gRPC checkout cycle against the REST one, side by side"),
+    "closes": ("perf.bench.timeout.closes", "payment-timeout closes under load"),
+    "layers": ("perf.bench.checkout.layers", "the cost of each tracing layer, side by side"),
+    "timeout": ("perf.bench.timeout.run", "the timeout sweep and the scheduler pass"),
+    "soak": ("perf.bench.soak.run", "the fault soak (MariaDB; docs/SOAK.md)"),
 }
 
 

@@ -162,11 +162,17 @@ class _RollBack(Exception):
 
 @contextmanager
 def rolled_back():
-    """Run the block in a savepoint rolled back at its end (a Hypothesis example leaves no data behind)."""
+    """Run the block in a savepoint rolled back at its end (a Hypothesis example leaves no data behind).
+
+    The savepoint is marked as Django's TestCase marks its own, so a service that must be the outermost
+    transaction (``atomic(durable=True)``) runs inside it as it runs in production.
+    """
     from django.db import transaction
 
+    block = transaction.atomic()
+    block._from_testcase = True  # as django.test.TestCase._enter_atomics: a durable block may nest in it
     try:
-        with transaction.atomic():
+        with block:
             yield
             raise _RollBack
     except _RollBack:

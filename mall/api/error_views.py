@@ -8,7 +8,7 @@ from mall.api.exceptions import request_too_large
 
 
 def bad_request(request, exception=None):
-    """400 raised by Django itself (too many fields, ...): JSON under /api/; a body over the size limit is 413."""
+    """Answer a 400 raised by Django itself (too many fields, ...): JSON under /api/; a body over the limit is 413."""
     if isinstance(exception, RequestDataTooBig):
         return JsonResponse(request_too_large(), status=413)
     if request.path.startswith("/api/"):
@@ -17,7 +17,7 @@ def bad_request(request, exception=None):
 
 
 def not_found(request, exception=None):
-    """404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
+    """Answer 404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)

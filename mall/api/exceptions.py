@@ -68,7 +68,7 @@ def request_too_large() -> dict:
 
 
 def exception_handler(exc, context):
-    """DRF's ``EXCEPTION_HANDLER``."""
+    """Answer a raised exception (DRF's ``EXCEPTION_HANDLER``)."""
     if isinstance(exc, RequestDataTooBig):
         return Response(request_too_large(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, DomainError):

@@ -49,7 +49,7 @@ FAULT_STATUSES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABL
 
 
 def grpc_status_for(code: str) -> grpc.StatusCode:
-    """The gRPC status of a domain or transport code; an unmapped code is a refusal (INVALID_ARGUMENT)."""
+    """Map a domain or transport code to its gRPC status; an unmapped code is a refusal (INVALID_ARGUMENT)."""
     return GRPC_STATUS_BY_CODE.get(code, grpc.StatusCode.INVALID_ARGUMENT)
 
 

@@ -14,7 +14,7 @@ ERROR_RESPONSES = {
 
 
 def document_error_responses(result, generator, request, public):
-    """drf-spectacular hook: every operation documents the JSON error shape ``{"code","detail"}``."""
+    """Document the JSON error shape ``{"code","detail"}`` on every operation (a drf-spectacular hook)."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = {
         "type": "object",

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
 
 
 def parent_decides(sampler: Sampler) -> bool:
-    """True unless a child of an unrecorded parent may be sampled: a bare ``always_on`` (the parent-based
-    samplers, ``always_off`` and ``traceidratio``, which decides a trace's spans alike, never do)."""
+    """Tell whether the parent decides; False if a child of an unrecorded parent may be sampled: a bare ``always_on``
+    (the parent-based samplers, ``always_off`` and ``traceidratio``, which decides a trace's spans alike, never do)."""
     return sampler is not ALWAYS_ON
 
 
@@ -25,7 +25,7 @@ skip_under_unrecorded_parent = False
 
 
 def never_recorded_here() -> trace.Span | None:
-    """The current span when a child of it could never be recorded (its trace is not sampled), else None."""
+    """Return the current span when a child of it could never be recorded (its trace is not sampled), else None."""
     if not skip_under_unrecorded_parent:
         return None
     current = trace.get_current_span()

@@ -11,7 +11,7 @@ from mall.telemetry.names import ORDER_NO
 
 
 def span_context_from_traceparent(traceparent: str) -> SpanContext | None:
-    """The span a ``traceparent`` names, or None if it is empty or invalid."""
+    """Parse the span a ``traceparent`` names, or None if it is empty or invalid."""
     if not traceparent:
         return None
     context = trace.get_current_span(
@@ -21,7 +21,7 @@ def span_context_from_traceparent(traceparent: str) -> SpanContext | None:
 
 
 def stored_span_context(trace_id: str, span_id: str) -> SpanContext | None:
-    """A span stored as hex ids (e.g. an order's create_order span), or None if there is none."""
+    """Rebuild a span stored as hex ids (e.g. an order's create_order span), or None if there is none."""
     if not (trace_id and span_id):
         return None
     try:
@@ -39,7 +39,7 @@ def stored_span_context(trace_id: str, span_id: str) -> SpanContext | None:
 
 
 def trace_url(trace_id: str) -> str | None:
-    """The URL of one trace, or None when no viewer has it (no Jaeger configured, store off)."""
+    """Return the URL of one trace, or None when no viewer has it (no Jaeger configured, store off)."""
     from django.conf import settings
     from django.urls import reverse
 
@@ -53,7 +53,7 @@ def trace_url(trace_id: str) -> str | None:
 
 
 def order_traces_url(order_no: str) -> str | None:
-    """Every trace of an order: a Jaeger search by the tag mall.order.no, or the built-in list filtered by it."""
+    """Return the URL of every trace of an order: a Jaeger search by tag mall.order.no, or the built-in list by it."""
     from django.conf import settings
     from django.urls import reverse
 

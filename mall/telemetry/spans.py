@@ -14,12 +14,12 @@ REFUSAL_CODE = "mall.refusal.code"  # the 4xx code of a refused operation (the s
 
 
 def is_refusal(exc: BaseException) -> bool:
-    """A business rule said no: the client's answer, not a fault of the service."""
+    """Tell a refusal (a business rule said no: the client's answer) from a fault of the service."""
     return isinstance(exc, DomainError) and not exc.fault
 
 
 def mark_failure(span: trace.Span, exc: BaseException) -> None:
-    """A refusal: attribute ``mall.refusal.code``, status left UNSET. A fault: exception event and ERROR."""
+    """Mark a refusal (attribute ``mall.refusal.code``, status left UNSET) or a fault (exception event, ERROR)."""
     if is_refusal(exc):
         span.set_attribute(REFUSAL_CODE, exc.code)
         return
@@ -29,7 +29,7 @@ def mark_failure(span: trace.Span, exc: BaseException) -> None:
 
 @contextmanager
 def operation_span(tracer: trace.Tracer, name: str, **kwargs) -> Iterator[trace.Span]:
-    """``tracer.start_as_current_span(name)`` whose exceptions are classified by ``mark_failure``.
+    """Start ``tracer.start_as_current_span(name)``, its exceptions classified by ``mark_failure``.
 
     Under a parent whose trace is not sampled it yields that parent and starts nothing (see ``diet``)."""
     unrecorded = never_recorded_here()

@@ -43,7 +43,7 @@ MALFORMED = _Malformed()
 
 
 def order_service_handler(servicer: OrderServicer) -> grpc.GenericRpcHandler:
-    """The ``Order`` service's handlers, as the generated ``add_OrderServicer_to_server`` makes them, but
+    """Build the ``Order`` service's handlers as the generated ``add_OrderServicer_to_server`` makes them, but
     with a request that does not parse reaching the servicer as ``MALFORMED`` (INVALID_ARGUMENT) instead
     of an exception inside gRPC."""
     service = order_pb2.DESCRIPTOR.services_by_name["Order"]
@@ -134,7 +134,7 @@ def _metadata(context, key: str) -> str | None:
 
 
 def _authenticate(context):
-    """The user of the metadata's ``authorization: Token <key>`` (the REST API's tokens)."""
+    """Find the user of the metadata's ``authorization: Token <key>`` (the REST API's tokens)."""
     header = _metadata(context, "authorization")
     if not header:
         raise CallRefused("not_authenticated", "The metadata 'authorization: Token <key>' is required.")
@@ -149,7 +149,7 @@ def _authenticate(context):
 
 
 def _check_user_id(user, user_id: int) -> None:
-    """The payload's user id is never trusted: 0 stands for the token's user, any other id must be it."""
+    """Refuse a payload user id other than the token's (0 stands for the token's user): it is never trusted."""
     if user_id not in (0, user.pk):
         raise CallRefused("permission_denied", "user_id is not the authenticated user (0 means the token's user).")
 
@@ -188,7 +188,7 @@ def _cancel_order(user, request: order_pb2.OrderIdRequest, context) -> order_pb2
 
 
 def _own_order(user, request: order_pb2.OrderIdRequest) -> Order:
-    """The caller's order ``request.id``; other users' orders do not exist for the caller."""
+    """Fetch the caller's order ``request.id``; other users' orders do not exist for the caller."""
     order = orders_of(user=user).filter(pk=request.id).first() if 0 < request.id < 2**63 else None
     if order is None:
         raise CallRefused("not_found", f"No order {request.id} of yours.")

@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `python -m perf bench` from anywhere
 
-from perf.bench import targets  # noqa: E402
-from perf.bench.environment import prepare, shop_environment, tracing_on  # noqa: E402
-from perf.bench.results import Results  # noqa: E402
+from perf.bench.common import targets  # noqa: E402
+from perf.bench.common.environment import prepare, shop_environment, tracing_on  # noqa: E402
+from perf.bench.common.results import Results  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,8 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--floor",
         action="store_true",
-        help="also replay the shop's checkout on the raw driver (perf/bench/floor.py); opt-in because its parameter "
-        "rebuilders follow the shop's SQL by hand, so a SQL change may need a floor change before this runs",
+        help="also replay the shop's checkout on the raw driver (perf/bench/checkout/floor.py); opt-in because its "
+        "parameter rebuilders follow the shop's SQL by hand, so a SQL change may need a floor change before this runs",
     )
     parser.add_argument("--plot", action="store_true", help="also draw the figures as PNGs into --plot-dir")
     parser.add_argument("--plot-dir", default=str(REPO / "docs" / "img"), help="where --plot writes its PNGs")
@@ -89,10 +89,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def measure_timeouts(args, env):
-    """The payment timeout section, smaller than ``perf/bench/timeout.py``'s defaults so the whole run stays short:
+    """The payment timeout section, smaller than ``perf/bench/timeout/run.py``'s defaults so the whole run stays short:
     a 45 s steady stream, 500 orders for the per-order design, up to 100k pending schedules."""
-    from perf.bench.timeout import measure
-    from perf.bench.timeout_results import TimeoutSettings
+    from perf.bench.timeout.results import TimeoutSettings
+    from perf.bench.timeout.run import measure
 
     common = dict(
         redis_url=args.redis_url,
@@ -117,12 +117,12 @@ def main(argv=None) -> int:
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     env = shop_environment(args.database_url)
     prepare(env)  # this process counts statements and seeds data in-process
-    from perf.bench import report
-    from perf.bench.floor import check_replay
-    from perf.bench.otlp_sink import OtlpSink
-    from perf.bench.rounds import measure_memory, measure_rounds, seed
-    from perf.bench.statements import capture_checkout_cycle, checkout_statement_counts, stock_lock_hold
-    from perf.bench.sweep import measure_sweep
+    from perf.bench.checkout.floor import check_replay
+    from perf.bench.checkout.rounds import measure_memory, measure_rounds, seed
+    from perf.bench.checkout.statements import capture_checkout_cycle, checkout_statement_counts, stock_lock_hold
+    from perf.bench.common import report
+    from perf.bench.common.otlp_sink import OtlpSink
+    from perf.bench.timeout.sweep import measure_sweep
 
     seed_data = seed(args.clients)
     results = Results()
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         print(f"stock lock held per checkout (in-process): {report.lock_hold_line(results.lock_hold)}", flush=True)
     cycle = capture_checkout_cycle()
     if "store" not in args.skip:
-        from perf.bench.store import store_write_cost
+        from perf.bench.checkout.store import store_write_cost
 
         statements = [s.sql for s in cycle.statements if not s.sql.upper().startswith("BEGIN")]
         results.store_cost = store_write_cost(checkouts=20 if args.quick else 400, statements=statements)
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
                     )
                 )  # fmt: skip
         if "timeout" not in args.skip:
-            print("payment timeout at scale (perf/bench/timeout.py; it runs the full sizes on its own)", flush=True)
+            print("payment timeout at scale (perf/bench/timeout/run.py; it runs the full sizes on its own)", flush=True)
             results.timeouts = measure_timeouts(args, on_env)
 
     results.seconds = time.perf_counter() - started
@@ -170,11 +170,11 @@ def main(argv=None) -> int:
     print()
     print(report.text(args, results, machine, command))
     if results.timeouts is not None:
-        from perf.bench.timeout_results import markdown as timeout_markdown
+        from perf.bench.timeout.results import markdown as timeout_markdown
 
         print("\n" + timeout_markdown(results.timeouts))
     if args.plot:
-        from perf.bench.plots import draw_all
+        from perf.bench.common.plots import draw_all
 
         for note in draw_all(results, Path(args.plot_dir)):
             print(note)

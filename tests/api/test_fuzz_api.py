@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
@@ -30,6 +30,7 @@ from orders.invariants import check_invariants
 from orders.models import Order
 from orders.services import cancel_order, pay_order
 from tests.factories import fill_cart
+from tests.support import rolled_back
 
 # "No 5xx, and every response is what the schema says", for valid and invalid input alike.
 # Not positive_data_acceptance: a business rule may refuse a schema-valid request (empty cart,
@@ -82,10 +83,6 @@ def _token_header(user) -> dict[str, str]:
     return {"Authorization": f"Token {token.key}"}
 
 
-class _RollBack(Exception):
-    """Ends an example's savepoint: every example starts from the same shop, so Hypothesis can replay it."""
-
-
 def _candidate_ids(path: str, shop) -> tuple[list[int], list[int]]:
     """(the caller's ids, other users' ids) of the objects a path's id parameter names."""
     user, other = shop["user"], shop["other_user"]
@@ -134,13 +131,9 @@ def _call_and_check(case, data, shop, *, auth):
         own, others = _candidate_ids(case.operation.path, shop)
         candidates = [(pk, False) for pk in own] + [(pk, True) for pk in others]
         case.path_parameters[id_names[0]], foreign = data.draw(st.sampled_from(candidates), label="id")
-    try:
-        with transaction.atomic():
-            response = case.call_and_validate(headers=auth, checks=CHECKS)
-            if foreign:
-                # Another user's cart line or order does not exist for the caller, whatever the method.
-                assert response.status_code in (404, 405), response.text
-            assert check_invariants() == []
-            raise _RollBack
-    except _RollBack:
-        pass
+    with rolled_back():  # every example starts from the same shop, so Hypothesis can replay it
+        response = case.call_and_validate(headers=auth, checks=CHECKS)
+        if foreign:
+            # Another user's cart line or order does not exist for the caller, whatever the method.
+            assert response.status_code in (404, 405), response.text
+        assert check_invariants() == []

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import transaction
 from hypothesis import HealthCheck, event, example, given, note
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -24,6 +23,7 @@ from orders.checkout import create_order
 from orders.invariants import check_invariants
 from orders.models import Order
 from tests.factories import ADDRESS, GoodsFactory, UserFactory
+from tests.support import rolled_back
 
 
 def _largest(field) -> Decimal:
@@ -52,10 +52,6 @@ cart_line = st.builds(
 carts = st.lists(cart_line, min_size=1, max_size=8).map(lambda lines: [(*lines[0][:3], True), *lines[1:]])
 
 
-class _RollBack(Exception):
-    """Ends an example's savepoint so the next example starts from the same database."""
-
-
 @pytest.mark.django_db
 @hypothesis_settings(
     max_examples=40,
@@ -67,12 +63,8 @@ class _RollBack(Exception):
 @example(lines=[(MAX_PRICE, 200, 200, True)])
 @example(lines=[(Decimal("0.01"), 3, 3, True), (Decimal("0.00"), 0, 1, False), (Decimal("19.99"), 1, 2, True)])
 def test_checkout_is_exact_and_all_or_nothing(lines):
-    try:
-        with transaction.atomic():
-            _check_one_checkout(lines)
-            raise _RollBack
-    except _RollBack:
-        pass
+    with rolled_back():  # the next example starts from the same database
+        _check_one_checkout(lines)
 
 
 def _check_one_checkout(lines):

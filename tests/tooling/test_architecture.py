@@ -21,21 +21,31 @@ ALLOWED_IMPORTS = {
 }
 
 
+def absolute_imports(path: Path) -> set[str]:
+    """Return the modules a file imports by absolute name (``import a.b``, ``from a.b import c``: ``a.b``).
+
+    Module or function level; relative imports stay inside their package and are left out.
+    """
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Return the top-level packages a file imports (absolute imports, module or function level)."""
+    return {module.split(".")[0] for module in absolute_imports(path)}
+
+
 def imported_apps(app: str) -> dict[str, set[str]]:
     """Other apps of ``ALLOWED_IMPORTS`` that ``app``'s modules import (module or function level) → the files."""
     found: dict[str, set[str]] = {}
     for path in sorted((REPO / app).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules = [node.module]
-            else:
-                continue
-            for module in modules:
-                other = module.split(".")[0]
-                if other in ALLOWED_IMPORTS and other != app:
-                    found.setdefault(other, set()).add(str(path.relative_to(REPO)))
+        for other in _top_level_imports(path) & set(ALLOWED_IMPORTS) - {app}:
+            found.setdefault(other, set()).add(str(path.relative_to(REPO)))
     return found
 
 
@@ -123,17 +133,10 @@ def test_no_product_module_imports_the_perf_package():
     for app in ("goods", "inventory", "carts", "orders", "mall", "traces", "faults"):
         for path in sorted((REPO / app).rglob("*.py")):
             relative = str(path.relative_to(REPO))
-            for node in ast.walk(ast.parse(path.read_text(), filename=relative)):
-                if isinstance(node, ast.Import):
-                    modules = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    modules = [node.module]
-                else:
-                    continue
-                for module in modules:
-                    door = PERF_DOOR.get(relative)
-                    if module.split(".")[0] == "perf" and not (door and (module + ".").startswith(door + ".")):
-                        importers.setdefault(relative, set()).add(module)
+            door = PERF_DOOR.get(relative)
+            for module in absolute_imports(path):
+                if module.split(".")[0] == "perf" and not (door and (module + ".").startswith(door + ".")):
+                    importers.setdefault(relative, set()).add(module)
     assert importers == {}
 
 
@@ -233,17 +236,6 @@ def test_no_business_function_takes_a_span():
                     if any(argument.arg == "span" or argument.arg.endswith("_span") for argument in arguments):
                         takers.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
     assert takers == []
-
-
-def _top_level_imports(path: Path) -> set[str]:
-    """Return the top-level packages a file imports (absolute imports, module or function level)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return found
 
 
 # Tests of the lab itself drive it; every other test reaches processes and receivers through harness/.

@@ -1,9 +1,9 @@
 """perf/bench/run.py --plot draws its pictures headless from the run's results (the figures here are made up)."""
 
-from perf.bench.plots import CLOSE_LAG_PNG, CURVE_PNG, STATEMENTS_PNG, draw_all
-from perf.bench.results import Results
-from perf.bench.statements import StatementCount
-from perf.bench.timeout_results import Steady, TimeoutResults
+from perf.bench.checkout.statements import StatementCount
+from perf.bench.common.plots import CLOSE_LAG_PNG, CURVE_PNG, STATEMENTS_PNG, draw_all
+from perf.bench.common.results import Results
+from perf.bench.timeout.results import Steady, TimeoutResults
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,8 +9,14 @@ import pytest
 
 from inventory.models import Stock
 from orders.models import Order
-from perf.bench.floor import FloorClient, check_replay, run_floor
-from perf.bench.statements import LINE_COUNTS, capture_checkout_cycle, checkout_statement_counts, new_buyer, new_goods
+from perf.bench.checkout.floor import FloorClient, check_replay, run_floor
+from perf.bench.checkout.statements import (
+    LINE_COUNTS,
+    capture_checkout_cycle,
+    checkout_statement_counts,
+    new_buyer,
+    new_goods,
+)
 from tests.support import test_database_url as database_url_of_the_tests
 
 
@@ -24,7 +30,7 @@ def test_a_checkout_runs_the_same_statements_for_1_10_and_50_lines(db):
 
 
 # Opt-in like the floor itself (`python -m perf bench --floor`): a change of the shop's SQL must not wait for
-# perf/bench/floor.py. Whoever measures the floor runs this first: MALL_BENCH_FLOOR=1 pytest tests/tooling/...
+# perf/bench/checkout/floor.py. Whoever measures the floor runs this first: MALL_BENCH_FLOOR=1 pytest tests/tooling/...
 @pytest.mark.skipif(
     os.environ.get("MALL_BENCH_FLOOR") != "1", reason="the raw-driver floor is opt-in: MALL_BENCH_FLOOR=1 runs it"
 )

@@ -57,7 +57,7 @@ class Progress:
 
 @contextmanager
 def quiet_shop_logs(enabled: bool):
-    """In-process, the shop logs every order it places; a load run keeps only its errors."""
+    """Keep only the shop's errors in its log: in-process, it logs every order a load run places."""
     loggers = [logging.getLogger(name) for name in ("orders", "mall")]
     levels = [logger.level for logger in loggers]
     if enabled:
@@ -219,7 +219,7 @@ class Command(BaseCommand):
 
 
 def _opening_url(trace_id: str, *, base_url: str | None) -> str | None:
-    """Where the trace opens: Jaeger, or the built-in view on ``base_url`` (--url, else ``MALL_SHOP_URL``;
+    """Return where the trace opens: Jaeger, or the built-in view on ``base_url`` (--url, else ``MALL_SHOP_URL``;
     a path when neither says where the shop is)."""
     url = trace_url(trace_id)
     if url is not None and url.startswith("/") and base_url:

@@ -26,7 +26,7 @@ ORDER_SERVICE = order_pb2.DESCRIPTOR.services_by_name["Order"].full_name
 
 
 def build_server(*, bind: str, threads: int) -> tuple[grpc.Server, health.HealthServicer]:
-    """A gRPC server with the order, health (and with DEBUG reflection) services, bound to ``bind``."""
+    """Build a gRPC server with the order, health (and with DEBUG reflection) services, bound to ``bind``."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mall-grpc"),
         interceptors=[grpc_server_interceptor()],

@@ -11,8 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from harness.processes import REPO
-from perf.bench.environment import clear_redis_queue
-from perf.bench.statements import CHECKOUT_BODY
+from perf.bench.checkout.statements import CHECKOUT_BODY
+from perf.bench.common.environment import clear_redis_queue
 
 CLOSE_TASK = "orders.tasks.close_unpaid_order"  # one order's close (the design before deadline buckets)
 SWEEP_TASK = "orders.tasks.close_overdue_orders"  # the sweep of overdue orders; every minute as the safety net
@@ -106,7 +106,7 @@ def overdue_orders(*, count: int, label: str) -> OverdueOrders:
     from django.contrib.auth import get_user_model
 
     from inventory.models import Stock
-    from perf.bench.statements import new_goods
+    from perf.bench.checkout.statements import new_goods
 
     user = get_user_model().objects.create_user(username=f"{label}-{secrets.token_hex(4)}", password=None)
     goods = new_goods(stock=10**9, prefix=label)

@@ -1,4 +1,4 @@
-"""The shop's settings for a bench cluster whose scheduler the bench runs itself (perf/bench/timeout.py's burst)."""
+"""The shop's settings for a bench cluster whose scheduler the bench runs itself (perf/bench/timeout/run.py's burst)."""
 
 from mall.settings import *  # noqa: F403
 from mall.settings import Q_CLUSTER

@@ -1,12 +1,12 @@
-"""The payment timeout bench's settings, results and report table (perf/bench/timeout.py)."""
+"""The payment timeout bench's settings, results and report table (perf/bench/timeout/run.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perf.bench import targets
-from perf.bench.scheduler_pass import PassTime
+from perf.bench.common import targets
+from perf.bench.timeout.scheduler_pass import PassTime
 from perf.loadgen.stats import percentile
 
 

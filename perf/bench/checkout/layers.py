@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     _environment(args)
     _encode_only()
     if args.database_url:
-        from perf.bench.environment import recreate_database
+        from perf.bench.common.environment import recreate_database
 
         recreate_database(args.database_url)
     from mall.telemetry import configure_telemetry
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     call_command("migrate", verbosity=0)
     from django.test import Client
 
-    from perf.bench.statements import CHECKOUT_BODY, new_buyer, new_goods
+    from perf.bench.checkout.statements import CHECKOUT_BODY, new_buyer, new_goods
 
     _, token = new_buyer(prefix="layers")
     goods = new_goods(stock=10**9, prefix="layers")

@@ -1,4 +1,4 @@
-"""The burst and the steady stream of perf/bench/timeout.py: unpaid orders closed by a real ``manage.py qcluster``."""
+"""The burst and the steady stream of perf/bench/timeout/run.py: unpaid orders closed by a real ``qcluster``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 from datetime import timedelta
 
 from harness.processes import qcluster
-from perf.bench.environment import clear_redis_queue
-from perf.bench.sweep import CLOSE_TASK, in_shop, overdue_orders, postpone_safety_net, wait_for
-from perf.bench.timeout_results import Burst, Steady, TimeoutSettings
+from perf.bench.common.environment import clear_redis_queue
+from perf.bench.timeout.results import Burst, Steady, TimeoutSettings
+from perf.bench.timeout.sweep import CLOSE_TASK, in_shop, overdue_orders, postpone_safety_net, wait_for
 
 
 def _broker_env(env: dict[str, str], broker: str, settings: TimeoutSettings) -> dict[str, str]:
@@ -41,7 +41,7 @@ def _pending(prefix: str) -> int:
 def _cluster_ready(env: dict[str, str], user, goods, prefix: str) -> None:
     """A probe order closed through the broker: the cluster's workers are up (started, imported, traced)."""
     from orders.models import Order
-    from perf.bench.sweep import create_overdue_orders
+    from perf.bench.timeout.sweep import create_overdue_orders
 
     create_overdue_orders(count=1, user=user, goods=goods, prefix=prefix)
     probe = Order.objects.get(order_no__startswith=prefix)
@@ -83,7 +83,7 @@ def measure_burst(env: dict[str, str], broker: str, settings: TimeoutSettings, d
 
     from orders.models import Order
 
-    env = {**_broker_env(env, broker, settings), "DJANGO_SETTINGS_MODULE": "perf.bench.no_scheduler_settings"}
+    env = {**_broker_env(env, broker, settings), "DJANGO_SETTINGS_MODULE": "perf.bench.timeout.no_scheduler_settings"}
     n = settings.burst_orders if design == "bucket" else settings.per_order_burst_orders
     _only_this_measurement_closes()
     overdue = overdue_orders(count=n, label=f"burst-{broker}")
@@ -139,7 +139,7 @@ def _place_steadily(*, rate: float, seconds: float, timeout: int, goods: list, p
 
     from carts.services import add_to_cart
     from orders.checkout import create_order
-    from perf.bench.statements import CHECKOUT_BODY
+    from perf.bench.checkout.statements import CHECKOUT_BODY
 
     users = [get_user_model().objects.create_user(username=f"{prefix}-{i}", password=None) for i in range(64)]
     total = int(rate * seconds)
@@ -163,7 +163,7 @@ def _place_steadily(*, rate: float, seconds: float, timeout: int, goods: list, p
 
 def measure_steady(env: dict[str, str], broker: str, settings: TimeoutSettings) -> Steady:
     from orders.models import Order
-    from perf.bench.statements import new_goods
+    from perf.bench.checkout.statements import new_goods
 
     env = _broker_env(env, broker, settings)
     goods = [new_goods(stock=10**9, prefix=f"steady-{broker}") for _ in range(8)]
@@ -204,7 +204,7 @@ def measure_steady(env: dict[str, str], broker: str, settings: TimeoutSettings) 
 def _probe_owner(prefix: str):
     from django.contrib.auth import get_user_model
 
-    from perf.bench.statements import new_goods
+    from perf.bench.checkout.statements import new_goods
 
     user = get_user_model().objects.create_user(username=f"probe-{prefix}", password=None)
     return user, new_goods(stock=10, prefix="probe")

@@ -21,13 +21,13 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `python -m perf timeout` from anywhere
 
-from perf.bench.scheduler_pass import measure_passes  # noqa: E402
-from perf.bench.timeout_parts import measure_burst, measure_steady  # noqa: E402
-from perf.bench.timeout_results import TimeoutResults, TimeoutSettings, markdown  # noqa: E402
+from perf.bench.timeout.parts import measure_burst, measure_steady  # noqa: E402
+from perf.bench.timeout.results import TimeoutResults, TimeoutSettings, markdown  # noqa: E402
+from perf.bench.timeout.scheduler_pass import measure_passes  # noqa: E402
 
 
 def measure(env: dict[str, str], settings: TimeoutSettings, skip: set[str] = frozenset()) -> TimeoutResults:
@@ -47,7 +47,7 @@ def measure(env: dict[str, str], settings: TimeoutSettings, skip: set[str] = fro
 
 def main(argv=None) -> int:
     from perf.bench import run
-    from perf.bench.environment import prepare, shop_environment, tracing_on
+    from perf.bench.common.environment import prepare, shop_environment, tracing_on
 
     parser = argparse.ArgumentParser(prog="python -m perf timeout", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=run.parse_args([]).database_url)
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     env = shop_environment(args.database_url)
     prepare(env)
-    from perf.bench.otlp_sink import OtlpSink
+    from perf.bench.common.otlp_sink import OtlpSink
 
     with OtlpSink() as sink:
         traced = tracing_on(env, sink.endpoint_for("grpc"), "grpc")

@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from perf.bench.environment import prepare  # noqa: E402
-from perf.bench.faults import CollectorProxy, RedisServer, Supervised  # noqa: E402
-from perf.bench.otlp_sink import OtlpSink  # noqa: E402
-from perf.bench.soak import shop_environment  # noqa: E402
+from perf.bench.common.environment import prepare  # noqa: E402
+from perf.bench.common.otlp_sink import OtlpSink  # noqa: E402
+from perf.bench.soak.faults import CollectorProxy, RedisServer, Supervised  # noqa: E402
+from perf.bench.soak.run import shop_environment  # noqa: E402
 
 MODES = ("up", "refuse", "hang")
 
@@ -36,8 +36,8 @@ def measure(mode: str, *, orders: int, env: dict[str, str], collector: Collector
     from django_q.tasks import async_task
 
     from orders.models import Order
-    from perf.bench.statements import new_buyer, new_goods
-    from perf.bench.sweep import create_overdue_orders
+    from perf.bench.checkout.statements import new_buyer, new_goods
+    from perf.bench.timeout.sweep import create_overdue_orders
 
     user, _ = new_buyer(prefix=f"closes-{mode}")
     goods = new_goods(stock=orders, prefix=f"closes-{mode}")

@@ -1,4 +1,4 @@
-"""The scheduler pass with many pending schedules (part of perf/bench/timeout.py): django-q2's ``scheduler()`` and
+"""The scheduler pass with many pending schedules (part of perf/bench/timeout/run.py): django-q2's ``scheduler()`` and
 its locking read, with and without the index on ``django_q_schedule.next_run`` (migration orders/0005)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from perf.bench.sweep import CLOSE_TASK, postpone_safety_net  # CLOSE_TASK: the per-order design's rows
+from perf.bench.timeout.sweep import CLOSE_TASK, postpone_safety_net  # CLOSE_TASK: the per-order design's rows
 
 INDEX_NAME = "mall_schedule_next_run"  # orders/migrations/0005
 

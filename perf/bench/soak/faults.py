@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from harness.processes import REPO, free_port
-from perf.bench.environment import database_name, mysql_server_connection
+from perf.bench.common.environment import database_name, mysql_server_connection
 
 
 def _close(sock: socket.socket) -> None:

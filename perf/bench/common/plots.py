@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from perf.bench import targets
-from perf.bench.results import ratio_summary
+from perf.bench.common import targets
+from perf.bench.common.results import ratio_summary
 
 # File names docs/PERFORMANCE.md shows.
 CURVE_PNG = "tracing-curve.png"
@@ -25,7 +25,7 @@ def _pyplot():
 
 def plot_curve(results, directory: Path) -> Path | None:
     """Throughput and checkout p99 over the sampled fraction, untraced as the reference line."""
-    from perf.bench.report import CURVE
+    from perf.bench.common.report import CURVE
 
     untraced = results.configs.get("tracing off distinct")
     points = [
@@ -87,7 +87,7 @@ def plot_statements(counts, directory: Path) -> Path | None:
 
 
 def plot_close_lag(timeouts, directory: Path) -> Path | None:
-    """How late overdue orders close under a steady stream (perf/bench/timeout.py's steady runs, one line per
+    """How late overdue orders close under a steady stream (perf/bench/timeout/run.py's steady runs, one line per
     broker: the share of orders closed within x seconds of their deadline); None without such runs."""
     steadies = [steady for steady in getattr(timeouts, "steadies", []) if steady.lags]
     if not steadies:

@@ -7,8 +7,8 @@ import platform
 import statistics
 from importlib.metadata import version
 
-from perf.bench import targets
-from perf.bench.results import ratio_summary
+from perf.bench.common import targets
+from perf.bench.common.results import ratio_summary
 
 UNTRACED = "tracing off distinct"
 

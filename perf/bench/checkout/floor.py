@@ -18,8 +18,8 @@ from decimal import Decimal
 
 from harness.threads import run_together
 from orders.models import new_order_no
-from perf.bench.driver import Driver
-from perf.bench.statements import CHECKOUT_BODY, CapturedCycle
+from perf.bench.checkout.driver import Driver
+from perf.bench.checkout.statements import CHECKOUT_BODY, CapturedCycle
 
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+[`\"]?(\w+)", re.IGNORECASE)
 _INSERT_COLUMNS = re.compile(r"^INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.IGNORECASE)
@@ -75,7 +75,9 @@ def statement_name(sql: str) -> str:
 
 class UnknownStatement(Exception):
     def __init__(self, sql: str):
-        super().__init__(f"the checkout runs a statement perf/bench/floor.py does not know; teach it: {sql[:200]}")
+        super().__init__(
+            f"the checkout runs a statement the floor (perf/bench/checkout/floor.py) does not know: {sql[:200]}"
+        )
 
 
 def _ids(s: CycleState) -> list[int]:
@@ -203,7 +205,7 @@ def _column_defaults(table: str, columns: list[str]) -> dict[str, object]:
     fields = {f.column: f for f in model._meta.concrete_fields} if model is not None else {}
     unknown = [column for column in columns if column not in fields]
     if unknown:
-        raise AssertionError(f"the floor cannot fill {table}.{', '.join(unknown)}: teach perf/bench/floor.py's ROWS")
+        raise AssertionError(f"the floor cannot fill {table}.{', '.join(unknown)}: teach checkout/floor.py's ROWS")
     return {column: fields[column].get_db_prep_save(fields[column].get_default(), connection) for column in columns}
 
 

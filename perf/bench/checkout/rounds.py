@@ -7,8 +7,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from perf.bench.environment import PAY_TIMEOUT, sampled, tracing_off, tracing_on, with_trace_store
-from perf.bench.statements import CHECKOUT_BODY
+from perf.bench.checkout.statements import CHECKOUT_BODY
+from perf.bench.common.environment import PAY_TIMEOUT, sampled, tracing_off, tracing_on, with_trace_store
 
 STOCK = 1_000_000_000
 
@@ -40,7 +40,7 @@ class Seed:
 
 
 def seed(clients: int) -> Seed:
-    from perf.bench.statements import new_buyer, new_goods
+    from perf.bench.checkout.statements import new_buyer, new_goods
 
     return Seed(
         buyers=[new_buyer(prefix="client") for _ in range(clients)],
@@ -130,7 +130,7 @@ def measure_rounds(args, env, sink, seed_data, results, plan, fingerprint) -> No
 def measure_floor(args, seed_data, results, plan, fingerprint) -> None:
     from django.conf import settings
 
-    from perf.bench.floor import FloorClient, run_floor
+    from perf.bench.checkout.floor import FloorClient, run_floor
 
     clients = [
         FloorClient(token=token, user_id=user.pk, goods_id=goods.pk)

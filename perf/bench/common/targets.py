@@ -1,5 +1,5 @@
-"""The bench's targets, defined once: ``perf/bench/run.py --help`` and its report, perf/bench/timeout.py's table and the
-plots all read them (docs/PERFORMANCE.md explains each)."""
+"""The bench's targets, defined once: ``perf/bench/run.py --help`` and its report, perf/bench/timeout/run.py's
+table and the plots all read them (docs/PERFORMANCE.md explains each)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ FLOOR = Target("≥", 0.35)  # the traced shop ÷ the raw-driver floor
 STATEMENTS = Target("≤", 12, digits=0)
 SWEEP = Target("≥", 500, digits=0, unit=" orders/s")
 RSS_GROWTH = Target("<", 0.05, digits=0, unit="%")
-# perf/bench/timeout.py: the payment timeout at scale.
+# perf/bench/timeout/run.py: the payment timeout at scale.
 CLOSES = Target("≥", 500, digits=0, unit=" closes/s")  # a burst of due orders
 CLOSE_LAG_P99 = Target("≤", 35, digits=0, unit=" s")  # after the deadline, steady stream
 SCHEDULER_PASS_AT_1M = Target("≤", 10, digits=0, unit=" ms")  # with a million pending schedules

@@ -27,18 +27,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `python -m perf soak` from anywhere
 
 import requests  # noqa: E402
 
 from harness.processes import children, free_port  # noqa: E402
-from perf.bench.environment import prepare  # noqa: E402
-from perf.bench.environment import shop_environment as bench_environment  # noqa: E402
-from perf.bench.faults import CollectorProxy, RedisServer, Supervised, kill_database_connections  # noqa: E402
-from perf.bench.otlp_sink import OtlpSink  # noqa: E402
-from perf.bench.statements import CHECKOUT_BODY  # noqa: E402
+from perf.bench.checkout.statements import CHECKOUT_BODY  # noqa: E402
+from perf.bench.common.environment import prepare  # noqa: E402
+from perf.bench.common.environment import shop_environment as bench_environment  # noqa: E402
+from perf.bench.common.otlp_sink import OtlpSink  # noqa: E402
+from perf.bench.soak.faults import CollectorProxy, RedisServer, Supervised, kill_database_connections  # noqa: E402
 
 OUTAGE_GRACE = 8.0  # seconds after an outage in which its 503s/transport errors are still its own
 GOODS = 8
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     random.seed(args.seed)
     prepare(soak_environment(args))
-    from perf.bench.statements import new_buyer, new_goods
+    from perf.bench.checkout.statements import new_buyer, new_goods
 
     goods_ids = [new_goods(stock=STOCK_PER_GOODS, prefix="soak").pk for _ in range(GOODS)]
     tokens = [new_buyer(prefix="soak")[1] for _ in range(args.clients)]
@@ -285,7 +285,7 @@ def main(argv=None) -> int:
         shop.inject(traffic_seconds)
         for thread in threads:
             thread.join()
-        from perf.bench.soak_report import drain, verdict
+        from perf.bench.soak.report import drain, verdict
 
         drain(args.pay_timeout)
     finally:

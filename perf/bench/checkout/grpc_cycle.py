@@ -25,7 +25,7 @@ import requests  # noqa: E402
 
 from harness.processes import free_port, gunicorn, running, tail  # noqa: E402
 from harness.threads import run_together  # noqa: E402
-from perf.bench.environment import REPO, prepare, shop_environment, tracing_off  # noqa: E402
+from perf.bench.common.environment import REPO, prepare, shop_environment, tracing_off  # noqa: E402
 from perf.loadgen.cycles import BatchResult, Buyer, run_batch  # noqa: E402
 
 CHECKOUT = {"address": "1 Bench Street", "signer_name": "Bench", "signer_mobile": "+15550100"}
@@ -74,7 +74,7 @@ def run_grpc_batch(base_url: str, target: str, buyers: list[Buyer], *, cycles: i
 
 
 def seed_buyers(count: int, stock: int) -> list[Buyer]:
-    from perf.bench.statements import new_buyer, new_goods, schedule_timeout_buckets_ahead
+    from perf.bench.checkout.statements import new_buyer, new_goods, schedule_timeout_buckets_ahead
 
     buyers = [Buyer(token=new_buyer(prefix="grpc")[1], goods_id=new_goods(stock=stock).pk) for _ in range(count)]
     schedule_timeout_buckets_ahead()
