@@ -38,6 +38,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/auth/", include("rest_framework.urls")),
+    path("api/traces/", include("traces.api_urls")),  # the trace store's JSON (search, operations, one trace)
     path("api/", include(router.urls)),
     path("admin/traces/", include("traces.urls")),  # before the admin's catch-all
     path("admin/", admin.site.urls),

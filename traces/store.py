@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from mall.telemetry.names import ORDER_NO
+from mall.telemetry.names import ORDER_NO, REFUSAL_CODE
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _attributes(attributes) -> dict:
 # The columns a span fills, in the order of ``span_row``'s values.
 COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "entry", "name", "kind", "service", "start_ns", "duration_ns", "error",
-    "order_no", "linked_trace_id", "detail",
+    "order_no", "linked_trace_id", "detail", "refusal_code",
 )  # fmt: skip
 
 
@@ -93,6 +93,7 @@ def span_row(span: ReadableSpan) -> tuple:
         str(attributes.get(ORDER_NO, ""))[:40],
         links[0]["trace_id"] if links else "",
         json.dumps(detail, default=str),
+        str(attributes.get(REFUSAL_CODE, ""))[:40],
     )
 
 
