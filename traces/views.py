@@ -1,4 +1,4 @@
-"""Staff views of the built-in trace store: recent traces (filtered by order number) and one trace as a waterfall."""
+"""Staff views of the built-in trace store: the trace search (list and scatter plot) and one trace as a waterfall."""
 
 import re
 from datetime import UTC, datetime
@@ -11,9 +11,10 @@ from django.template.response import TemplateResponse
 
 from traces.models import DroppedSpans, TraceSpan
 from traces.permissions import may_view_traces
+from traces.scatter import scatter
+from traces.search import TraceSearchForm, search_traces
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
-RECENT_TRACES = 100
 MAX_SPANS_SHOWN = 2000
 
 
@@ -26,40 +27,35 @@ def _when(start_ns: int) -> datetime:
     return datetime.fromtimestamp(start_ns / 1e9, tz=UTC)
 
 
+PAGE_LIMIT = 100  # the page lists more than the JSON's default: the scatter plot shows where they lie
+
+
 def trace_list(request):
-    """Recent traces of this shop (where each process's part of a trace begins), newest first."""
+    """Search the stored traces (``traces.search``): the form, the result list and a duration-over-time plot."""
     _check_permission(request)
-    order_no = request.GET.get("order_no", "").strip()
-    entries = TraceSpan.objects.filter(entry=True)
-    if order_no:
-        entries = entries.filter(trace_id__in=TraceSpan.objects.filter(order_no=order_no).values("trace_id"))
-    entries = list(entries.order_by("-start_ns")[:RECENT_TRACES])
-    trace_ids = {entry.trace_id for entry in entries}
-    order_nos: dict[str, set[str]] = {}
-    for trace_id, number in (
-        TraceSpan.objects.filter(trace_id__in=trace_ids).exclude(order_no="").values_list("trace_id", "order_no")
-    ):
-        order_nos.setdefault(trace_id, set()).add(number)
-    failed = set(TraceSpan.objects.filter(trace_id__in=trace_ids, error=True).values_list("trace_id", flat=True))
-    rows = [
-        {
-            "span": entry,
-            "started": _when(entry.start_ns),
-            "duration_ms": entry.duration_ns / 1e6,
-            "order_nos": sorted(order_nos.get(entry.trace_id, ())),
-            "error": entry.trace_id in failed,
-        }
-        for entry in entries
-    ]
+    params = request.GET.copy()
+    if not params.get("limit"):
+        params["limit"] = str(PAGE_LIMIT)
+    form = TraceSearchForm(params)
+    results, status = [], 200
+    if form.is_valid():
+        results = search_traces(form.query())
+    else:
+        status = 400
+    order_no = form.cleaned_data.get("order_no", "") if hasattr(form, "cleaned_data") else ""
+    searched = {name for name, value in request.GET.items() if value and name != "limit"}
     context = {
         **admin.site.each_context(request),
-        "title": f"Traces of order {order_no}" if order_no else "Recent traces",
+        "title": f"Traces of order {order_no}" if order_no and searched == {"order_no"} else "Traces",
+        "form": form,
         "order_no": order_no,
-        "rows": rows,
-        "limit": RECENT_TRACES,
+        "searched": bool(searched),
+        "rows": [{**result, "started": datetime.fromisoformat(result["start"])} for result in results],
+        "plot": scatter(results),
+        "limit": form.cleaned_data.get("limit") if status == 200 else PAGE_LIMIT,
         "dropped": DroppedSpans.objects.aggregate(count=Sum("count"), since=Min("since")),
     }
-    return TemplateResponse(request, "traces/trace_list.html", context)
+    return TemplateResponse(request, "traces/trace_list.html", context, status=status)
 
 
 def _tree(spans: list[TraceSpan]) -> list[tuple[int, TraceSpan]]:

@@ -5,6 +5,7 @@ so each filter is checked against traces whose every field the test chose.
 """
 
 import itertools
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -232,3 +233,29 @@ def test_the_environment_chooses_the_excluded_urls(monkeypatch):
     assert chosen.url_disabled("http://shop/api/goods/1/") and not chosen.url_disabled("http://shop/static/x.css")
     monkeypatch.setenv("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "")
     assert excluded_urls() == ""  # set blank: every request is traced
+
+
+def test_the_admin_page_searches_and_plots_each_trace_as_a_link(support):
+    slow = trace(children=["create_order"], duration_ms=300, order_no="N-9")
+    refused = trace(children=["create_order"], refusal="cart_empty")
+    trace("GET api/goods/")
+
+    response = support.get("/admin/traces/", {"operation": "create_order", "sort": "duration"}, secure=True)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="operation"' in html and 'name="min_duration_ms"' in html and 'name="outcome"' in html
+    points = re.findall(
+        r'<a href="/admin/traces/([0-9a-f]{32})/" class="trace-point"[^>]*><circle [^>]*class="(\w+)"', html
+    )
+    assert sorted(points) == sorted([(slow, "ok"), (refused, "refusal")])
+    rows = re.findall(r'<td><a href="/admin/traces/([0-9a-f]{32})/"><code>', html)
+    assert rows == [slow, refused]  # slowest first
+
+
+def test_a_bad_parameter_on_the_admin_page_shows_the_form_error_with_a_400(support):
+    response = support.get("/admin/traces/", {"min_duration_ms": "fast", "since": "soon"}, secure=True)
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Enter a number." in html and "Not an ISO 8601 date" in html and 'id="trace-plot"' not in html
