@@ -13,6 +13,7 @@ COMMANDS = {
     "layers": ("perf.bench.layers", "the cost of each tracing layer, side by side"),
     "timeout": ("perf.bench.timeout", "the timeout sweep and the scheduler pass"),
     "soak": ("perf.bench.soak", "the fault soak (MariaDB; docs/SOAK.md)"),
+    "explorer": ("perf.bench.explorer", "the trace search at 200,000 stored spans, and the store's write cost"),
 }
 
 

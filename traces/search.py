@@ -110,7 +110,8 @@ def _ns(moment: datetime) -> int:
 
 def _entries(query: TraceQuery):
     """The entry rows that match, in the query's order (a queryset: nothing read yet)."""
-    entries = TraceSpan.objects.filter(entry=True)
+    # "IN (1)", not Django's bare boolean column ("WHERE entry"), which SQLite cannot look up in an index.
+    entries = TraceSpan.objects.filter(entry__in=[True])
     if query.since is not None:
         entries = entries.filter(start_ns__gte=_ns(query.since))
     if query.until is not None:
@@ -125,8 +126,8 @@ def _entries(query: TraceQuery):
         named = TraceSpan.objects.filter(trace_id=OuterRef("trace_id"), name=query.operation)
         entries = entries.filter(Q(name=query.operation) | Exists(named))
     if query.outcome:
-        failed = TraceSpan.objects.filter(error=True).values("trace_id")
-        refused = TraceSpan.objects.filter(error=False, refusal_code__gt="").values("trace_id")
+        failed = TraceSpan.objects.filter(error__in=[True]).values("trace_id")
+        refused = TraceSpan.objects.filter(error__in=[False], refusal_code__gt="").values("trace_id")
         if query.outcome == "error":
             entries = entries.filter(trace_id__in=failed)
         elif query.outcome == "refusal":
@@ -166,7 +167,7 @@ def search_traces(query: TraceQuery) -> list[dict]:
         return []
     roots: dict[str, dict] = {}
     for row in (
-        TraceSpan.objects.filter(entry=True, trace_id__in=trace_ids)
+        TraceSpan.objects.filter(entry__in=[True], trace_id__in=trace_ids)
         .order_by("start_ns", "id")
         .values("trace_id", "name", "service", "parent_span_id", "start_ns", "duration_ns")
     ):
