@@ -53,9 +53,16 @@ def scatter(results: list[dict]) -> dict | None:
         for moment, result in zip(starts, results, strict=True)
     ]
     points.sort(key=lambda point: point["outcome"] != "ok")  # errors and refusals drawn last: on top
+    # Milliseconds when the results lie within a minute (a burst of checkouts), else seconds; the date once a day ends.
+    shape = "%H:%M:%S.%f" if span < 60 else "%m-%d %H:%M:%S" if span > 86400 / 2 else "%H:%M:%S"
+
+    def label(moment: float) -> str:
+        text = datetime.fromtimestamp(moment, UTC).strftime(shape)
+        return text[:-3] if shape.endswith("%f") else text
+
     x_labels = [
-        {"x": round(x(moment), 1), "text": datetime.fromtimestamp(moment, UTC).strftime("%H:%M:%S")}
-        for moment in ((begin, end) if end > begin else (begin,))
+        {"x": round(x(moment), 1), "text": label(moment)}
+        for moment in ((begin, (begin + end) / 2, end) if end > begin else (begin,))
     ]
     return {
         "width": WIDTH,

@@ -27,6 +27,9 @@ IGNORED_PARAMETERS = frozenset({"format"})
 PAGES = 4  # entry pages read at most when traces with several entries repeat (each page 2 x limit rows)
 
 
+_moment_input = forms.TextInput(attrs={"placeholder": "2026-12-03T14:00Z"})
+
+
 class TraceSearchForm(forms.Form):
     """The search's parameters (the admin page's form and the JSON API's query string): all optional."""
 
@@ -35,8 +38,12 @@ class TraceSearchForm(forms.Form):
     outcome = forms.ChoiceField(required=False, choices=[("", "any")] + [(value, value) for value in OUTCOMES])
     min_duration_ms = forms.FloatField(required=False, min_value=0, max_value=MAX_DURATION_MS, label="Min ms")
     max_duration_ms = forms.FloatField(required=False, min_value=0, max_value=MAX_DURATION_MS, label="Max ms")
-    since = forms.CharField(required=False, max_length=40, help_text="ISO 8601, UTC unless it names a zone")
-    until = forms.CharField(required=False, max_length=40, help_text="ISO 8601, UTC unless it names a zone")
+    since = forms.CharField(
+        required=False, max_length=40, help_text="ISO 8601, UTC unless it names a zone", widget=_moment_input
+    )
+    until = forms.CharField(
+        required=False, max_length=40, help_text="ISO 8601, UTC unless it names a zone", widget=_moment_input
+    )
     sort = forms.ChoiceField(required=False, choices=[("start", "newest first"), ("duration", "slowest first")])
     limit = forms.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT)
 
