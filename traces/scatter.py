@@ -20,10 +20,11 @@ def _ticks(top: float) -> list[float]:
     return [step * n for n in range(int(top // step) + 2)]
 
 
-def scatter(results: list[dict]) -> dict | None:
+def scatter(results: list[dict], *, trace_url) -> dict | None:
     """The plot's points and axes for the template, or None without results.
 
-    ``results`` are ``traces.search.search_traces``'s; a point's radius grows with its span count.
+    ``results`` are ``traces.search.search_traces``'s; ``trace_url(trace_id)`` is where a point leads; a
+    point's radius grows with its span count.
     """
     if not results:
         return None
@@ -43,6 +44,7 @@ def scatter(results: list[dict]) -> dict | None:
     points = [
         {
             "trace_id": result["trace_id"],
+            "url": trace_url(result["trace_id"]),
             "x": round(x(moment), 1),
             "y": round(y(result["duration_ms"]), 1),
             "r": round(min(3 + result["span_count"] ** 0.5 / 2, 9), 1),
