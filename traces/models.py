@@ -16,7 +16,10 @@ class TraceSpan(models.Model):
     duration_ns = models.BigIntegerField()
     error = models.BooleanField(default=False)
     order_no = models.CharField(max_length=40, blank=True, help_text="mall.order.no, for the search by order")
-    refusal_code = models.CharField(max_length=40, blank=True, help_text="mall.refusal.code, for the search by outcome")
+    refusal_code = models.CharField(max_length=40, blank=True, help_text="mall.refusal.code (a refused operation)")
+    # On entry rows only: how this process's part of the trace ended, known when its entry span is written
+    # (it ends after its children); the search by outcome reads entry rows, so it needs no index of its own.
+    outcome = models.CharField(max_length=10, blank=True, help_text="entry rows: ok, refusal or error")
     linked_trace_id = models.CharField(max_length=32, blank=True, help_text="the trace of the first span link")
     detail = models.JSONField(default=dict, help_text="attributes, events, links, status message")
 
@@ -31,9 +34,6 @@ class TraceSpan(models.Model):
             models.Index(fields=["start_ns"], name="tracespan_start"),
             models.Index(fields=["order_no"], name="tracespan_order_no"),
             models.Index(fields=["linked_trace_id"], name="tracespan_linked_trace"),
-            models.Index(fields=["entry", "duration_ns"], name="tracespan_slow_entries"),  # sort=duration
-            # The few failed or refused spans, each with its trace: the search by outcome reads only these.
-            models.Index(fields=["error", "refusal_code", "trace_id"], name="tracespan_outcome"),
         ]
 
     def __str__(self) -> str:

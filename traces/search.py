@@ -1,10 +1,11 @@
 """The trace search (pure reads): stored traces by operation, order number, outcome, duration and time.
 
-A trace is found through its entry rows (``TraceSpan.entry``: where a process's part of it begins), so
-every query walks one index of entries (``tracespan_recent_entries`` newest first, or
-``tracespan_slow_entries`` slowest first) and stops at ``limit``; the filters on the whole trace are
-index probes: a span of that name (``tracespan_trace_name``), of that order (``tracespan_order_no``), the
-few failed or refused spans (``tracespan_outcome``). Only the traces shown are then read in full.
+A trace is found through its entry rows (``TraceSpan.entry``: where a process's part of it begins, about
+one row in fifteen), so every query walks the index of entries (``tracespan_recent_entries``) and stops
+at ``limit`` (sorted by duration: the entries that pass the filters, sorted). The filters on the whole
+trace are index probes, a span of that name (``tracespan_trace_name``) or of that order
+(``tracespan_order_no``), or read the entry rows' own ``outcome``. Only the traces shown are then read
+in full. No index serves the search alone: the store writes every span, and each index costs it.
 """
 
 from __future__ import annotations
@@ -133,8 +134,10 @@ def _entries(query: TraceQuery):
         named = TraceSpan.objects.filter(trace_id=OuterRef("trace_id"), name=query.operation)
         entries = entries.filter(Q(name=query.operation) | Exists(named))
     if query.outcome:
-        failed = TraceSpan.objects.filter(error__in=[True]).values("trace_id")
-        refused = TraceSpan.objects.filter(error__in=[False], refusal_code__gt="").values("trace_id")
+        # Each entry row holds its part's outcome; a trace with several parts takes the worst.
+        parts = TraceSpan.objects.filter(entry__in=[True])
+        failed = parts.filter(outcome="error").values("trace_id")
+        refused = parts.filter(outcome="refusal").values("trace_id")
         if query.outcome == "error":
             entries = entries.filter(trace_id__in=failed)
         elif query.outcome == "refusal":

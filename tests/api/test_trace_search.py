@@ -36,7 +36,7 @@ def trace(
         TraceSpan(
             trace_id=trace_id, span_id=root_id, parent_span_id="ab" * 8 if remote_parent else "", entry=True,
             name=root, kind="SERVER", service=service, start_ns=start, duration_ns=int(duration_ms * 1e6),
-            error=error_in == root,
+            error=error_in == root, outcome="error" if error_in else "refusal" if refusal else "ok",
         )
     ]  # fmt: skip
     for number, name in enumerate(children):
@@ -44,7 +44,8 @@ def trace(
             TraceSpan(
                 trace_id=trace_id, span_id=f"{next(_ids):016x}", parent_span_id=root_id, name=name, kind="INTERNAL",
                 service=service, start_ns=start + number * 1000, duration_ns=1000, error=error_in == name,
-                order_no=order_no if name == "create_order" else "", refusal_code=refusal if name == "create_order" else "",
+                order_no=order_no if name == "create_order" else "",
+                refusal_code=refusal if name == "create_order" else "",
             )
         )  # fmt: skip
     TraceSpan.objects.bulk_create(rows)
