@@ -174,7 +174,7 @@ class TraceStoreExporter(SpanExporter):
         from django.db import DatabaseError, connection, transaction
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        rows = [span_row(span) for span in spans]
+        rows = self._outcomes.mark([span_row(span) for span in spans])
         outage = self._outage
         if outage is not None and time.monotonic() < outage.retry_at:
             self._drop(len(rows), None)
