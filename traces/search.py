@@ -4,13 +4,14 @@ A trace is found through its entry rows (``TraceSpan.entry``: where a process's 
 one row in fifteen), so every query walks the index of entries (``tracespan_recent_entries``) and stops
 at ``limit`` (sorted by duration: the entries that pass the filters, sorted). The filters on the whole
 trace are index probes, a span of that name (``tracespan_trace_name``) or of that order
-(``tracespan_order_no``), or read the entry rows' own ``outcome``. Only the traces shown are then read
-in full. No index serves the search alone: the store writes every span, and each index costs it.
+(``tracespan_order_no``); the outcome is the entry rows' own column, checked against the whole trace.
+Only the traces shown are then read in full. No index serves the search alone: the store writes every
+span, and each index costs it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from django import forms
@@ -134,16 +135,9 @@ def _entries(query: TraceQuery):
         named = TraceSpan.objects.filter(trace_id=OuterRef("trace_id"), name=query.operation)
         entries = entries.filter(Q(name=query.operation) | Exists(named))
     if query.outcome:
-        # Each entry row holds its part's outcome; a trace with several parts takes the worst.
-        parts = TraceSpan.objects.filter(entry__in=[True])
-        failed = parts.filter(outcome="error").values("trace_id")
-        refused = parts.filter(outcome="refusal").values("trace_id")
-        if query.outcome == "error":
-            entries = entries.filter(trace_id__in=failed)
-        elif query.outcome == "refusal":
-            entries = entries.filter(trace_id__in=refused).exclude(trace_id__in=failed)
-        else:
-            entries = entries.exclude(trace_id__in=failed).exclude(trace_id__in=refused)
+        # Each entry row holds its own part's outcome: no subquery here. A trace of several parts (a load
+        # run's client root over the shop's server span) takes the worst; ``search_traces`` checks that.
+        entries = entries.filter(outcome=query.outcome)
     order = "-duration_ns" if query.sort == "duration" else "-start_ns"
     return entries.order_by(order, "-id")
 
@@ -172,7 +166,9 @@ def search_traces(query: TraceQuery) -> list[dict]:
     A trace's root is its earliest entry (the span without a parent when the store has it); its start
     and duration run from the earliest entry's start to the latest entry's end.
     """
-    trace_ids = _trace_ids(query)
+    # With an outcome, a few more candidates than shown: a trace whose other part did worse drops out below.
+    wanted = min(2 * query.limit, MAX_LIMIT * 2) if query.outcome else query.limit
+    trace_ids = _trace_ids(replace(query, limit=wanted))
     if not trace_ids:
         return []
     roots: dict[str, dict] = {}
@@ -204,6 +200,11 @@ def search_traces(query: TraceQuery) -> list[dict]:
     results = []
     for trace_id in trace_ids:
         root, total = roots[trace_id], totals[trace_id]
+        outcome = _outcome(total["errors"], total["refusals"])
+        if query.outcome and outcome != query.outcome:
+            continue
+        if len(results) == query.limit:
+            break
         results.append(
             {
                 "trace_id": trace_id,
@@ -211,7 +212,7 @@ def search_traces(query: TraceQuery) -> list[dict]:
                 "start": datetime.fromtimestamp(root["start_ns"] / 1e9, tz=UTC).isoformat(timespec="microseconds"),
                 "duration_ms": round((root["end"] - root["start_ns"]) / 1e6, 3),
                 "span_count": total["spans"],
-                "outcome": _outcome(total["errors"], total["refusals"]),
+                "outcome": outcome,
                 "order_no": total["order_no"] or "",
             }
         )

@@ -181,6 +181,17 @@ def test_a_trace_with_several_entries_is_listed_once_by_its_root(support):
     )  # fmt: skip
 
 
+def test_a_trace_of_several_parts_takes_the_worst_outcome(support):
+    trace_id = trace("place_test_order", service="loadgen", ago_s=2)  # the client's part: ok
+    TraceSpan.objects.create(
+        trace_id=trace_id, span_id="e" * 16, parent_span_id="1" * 16, entry=True, name="POST api/orders/",
+        kind="SERVER", service="mall", start_ns=NOW_NS, duration_ns=10**6, error=True, outcome="error",
+    )  # fmt: skip
+
+    assert found(support, outcome="ok") == []
+    assert found(support, outcome="error") == [trace_id]
+
+
 @pytest.mark.parametrize(
     "params",
     [
