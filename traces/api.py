@@ -1,5 +1,7 @@
 """The trace store's JSON API (``GET /api/traces/``): thin DRF views over ``traces.search``."""
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -16,11 +18,43 @@ class MayViewTraces(BasePermission):
         return bool(request.user and request.user.is_authenticated and may_view_traces(request.user))
 
 
+class TraceSearchRootSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    service = serializers.CharField()
+
+
+class TraceSearchResultSerializer(serializers.Serializer):
+    """One found trace (for the schema: the view answers with ``traces.search``'s dictionaries)."""
+
+    trace_id = serializers.CharField()
+    root = TraceSearchRootSerializer()
+    start = serializers.DateTimeField()
+    duration_ms = serializers.FloatField()
+    span_count = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=["ok", "refusal", "error"])
+    order_no = serializers.CharField()
+
+
+class TraceSearchResultsSerializer(serializers.Serializer):
+    results = TraceSearchResultSerializer(many=True)
+
+
+def _parameters() -> list[OpenApiParameter]:
+    form = TraceSearchForm()
+    return [
+        OpenApiParameter(
+            name, str if name not in ("limit",) else int, description=str(field.help_text or field.label or "")
+        )
+        for name, field in form.fields.items()
+    ]
+
+
 class TraceSearchView(APIView):
     """Search the stored traces: ``?operation=&order_no=&outcome=&min_duration_ms=&...`` (see docs/api.md)."""
 
     permission_classes = [MayViewTraces]
 
+    @extend_schema(parameters=_parameters(), responses=TraceSearchResultsSerializer)
     def get(self, request):
         form = TraceSearchForm(request.query_params)
         if not form.is_valid():
