@@ -13,6 +13,10 @@ COMMANDS = {
     "layers": ("perf.bench.checkout.layers", "the cost of each tracing layer, side by side"),
     "timeout": ("perf.bench.timeout.run", "the timeout sweep and the scheduler pass"),
     "soak": ("perf.bench.soak.run", "the fault soak (MariaDB; docs/SOAK.md)"),
+    "explorer": (
+        "perf.bench.traces.explorer",
+        "the trace search and monitor at a full store, the store's write cost",
+    ),
 }
 
 

@@ -16,6 +16,10 @@ class TraceSpan(models.Model):
     duration_ns = models.BigIntegerField()
     error = models.BooleanField(default=False)
     order_no = models.CharField(max_length=40, blank=True, help_text="mall.order.no, for the search by order")
+    refusal_code = models.CharField(max_length=40, blank=True, help_text="mall.refusal.code (a refused operation)")
+    # On entry rows only: how this process's part of the trace ended, known when its entry span is written
+    # (it ends after its children); the search by outcome reads entry rows, so it needs no index of its own.
+    outcome = models.CharField(max_length=10, blank=True, help_text="entry rows: ok, refusal or error")
     linked_trace_id = models.CharField(max_length=32, blank=True, help_text="the trace of the first span link")
     detail = models.JSONField(default=dict, help_text="attributes, events, links, status message")
 
@@ -23,7 +27,9 @@ class TraceSpan(models.Model):
         ordering = ["start_ns", "id"]
         verbose_name_plural = "recent traces"
         indexes = [
-            models.Index(fields=["trace_id"], name="tracespan_trace"),
+            # (trace_id, name), not trace_id alone: one index serves a trace's spans and the search's
+            # "has this trace a span named ..." probe, so the store writes no more indexes for it.
+            models.Index(fields=["trace_id", "name"], name="tracespan_trace_name"),
             models.Index(fields=["entry", "start_ns"], name="tracespan_recent_entries"),
             models.Index(fields=["start_ns"], name="tracespan_start"),
             models.Index(fields=["order_no"], name="tracespan_order_no"),

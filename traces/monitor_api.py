@@ -7,21 +7,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from traces.detail import TRACE_ID, explain_trace, trace_json
 from traces.monitor import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW, monitor
-from traces.permissions import may_view_traces
-
-
-class MayViewTraces(BasePermission):
-    """Authenticated staff holding ``traces.view_tracespan`` (``is_staff`` alone is not enough)."""
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_staff and may_view_traces(user))
+from traces.permissions import MayViewTraces
 
 
 class WindowSerializer(serializers.Serializer):
@@ -34,6 +25,7 @@ class OperationsView(APIView):
     permission_classes = [MayViewTraces]
 
     @extend_schema(
+        operation_id="traces_operations",
         parameters=[OpenApiParameter("window", int, description=f"seconds, {MIN_WINDOW}…{MAX_WINDOW}")],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -48,7 +40,7 @@ class TraceView(APIView):
 
     permission_classes = [MayViewTraces]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="traces_trace", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, trace_id: str):
         trace = explain_trace(trace_id.lower(), with_history=False) if TRACE_ID.fullmatch(trace_id.lower()) else None
         if trace is None:

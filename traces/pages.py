@@ -1,18 +1,24 @@
-"""Staff pages of the trace store that explain: the monitor (per operation, with latency charts) and one trace."""
+"""Staff pages of the trace store under /admin/traces/: the search (list and scatter plot), the monitor (per
+operation, with latency charts) and one trace explained."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Min, Sum
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from traces.detail import TRACE_ID, explain_trace, when
-from traces.models import TraceSpan
+from traces.models import DroppedSpans, TraceSpan
 from traces.monitor import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW, WINDOWS, monitor
 from traces.permissions import may_view_traces
+from traces.scatter import scatter
+from traces.search import TraceSearchForm, search_traces
 
 WINDOW_LABELS = {15 * 60: "15 min", 3600: "1 hour", 24 * 3600: "24 hours"}
 CHART_WIDTH, CHART_HEIGHT, CHART_PAD, CHART_AXIS = 320, 64, 2, 11  # px; the axis: the time labels below
@@ -21,6 +27,55 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD, CHART_AXIS = 320, 64, 2, 11  # px; the axi
 def _check_permission(request) -> None:
     if not may_view_traces(request.user):
         raise PermissionDenied
+
+
+PAGE_LIMIT = 100  # the page lists more than the JSON's default: the scatter plot shows where they lie
+
+
+def trace_list(request):
+    """Search the stored traces (``traces.search``): the form, the result list and a duration-over-time plot."""
+    _check_permission(request)
+    params = request.GET.copy()
+    if not params.get("limit"):
+        params["limit"] = str(PAGE_LIMIT)
+    form = TraceSearchForm(params)
+    results, status = [], 200
+    if form.is_valid():
+        results = search_traces(form.query())
+    else:
+        status = 400
+    order_no = form.cleaned_data.get("order_no", "") if hasattr(form, "cleaned_data") else ""
+    searched = {name for name, value in request.GET.items() if value and name != "limit"}
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Traces of order {order_no}" if order_no and searched == {"order_no"} else "Traces",
+        "form": form,
+        "order_no": order_no,
+        "searched": bool(searched),
+        "rows": _rows(results),
+        "plot": scatter(results, trace_url=_trace_url),
+        "limit": form.cleaned_data.get("limit") if status == 200 else PAGE_LIMIT,
+        "dropped": DroppedSpans.objects.aggregate(count=Sum("count"), since=Min("since")),
+    }
+    return TemplateResponse(request, "traces/trace_list.html", context, status=status)
+
+
+def _trace_url(trace_id: str) -> str:
+    return f"{reverse('trace-list')}{trace_id}/"  # the trace-detail route, without a resolver pass per row
+
+
+def _rows(results: list[dict]) -> list[dict]:
+    """The result list's rows, their texts made here: a page of 500 rows renders in a few template lookups each."""
+    return [
+        {
+            **result,
+            "url": _trace_url(result["trace_id"]),
+            "started": result["start"][:23].replace("T", " "),
+            "duration": f"{result['duration_ms']:.1f} ms",
+            "order_url": f"?order_no={quote(result['order_no'])}" if result["order_no"] else "",
+        }
+        for result in results
+    ]
 
 
 def parse_window(value: str | None) -> int:

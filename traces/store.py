@@ -4,7 +4,8 @@ A ``BatchSpanProcessor`` hands the spans to :class:`TraceStoreExporter` in its o
 never waits for the store: the thread writes each batch in one short transaction of its own database
 connection (Django's connections are per thread: never inside a checkout's transaction), with
 instrumentation suppressed so the store does not trace its own writes. The store keeps itself
-bounded at every moment (see :class:`TraceStoreExporter`). Read by the staff trace view (``traces.views``).
+bounded at every moment (see :class:`TraceStoreExporter`). Read by the staff trace pages (``traces.pages``)
+and the JSON API.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from mall.telemetry.names import ORDER_NO
+from mall.telemetry.names import ORDER_NO, REFUSAL_CODE
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ def _attributes(attributes) -> dict:
 # The columns a span fills, in the order of ``span_row``'s values.
 COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "entry", "name", "kind", "service", "start_ns", "duration_ns", "error",
-    "order_no", "linked_trace_id", "detail",
+    "order_no", "linked_trace_id", "detail", "refusal_code", "outcome",
 )  # fmt: skip
+_ENTRY, _ERROR, _REFUSAL, _OUTCOME = 3, 9, 13, 14  # positions in a row
+MAX_PENDING_TRACES = 20_000  # traces whose failed or refused spans wait for their entry span (bounded memory)
 
 
 def span_row(span: ReadableSpan) -> tuple:
@@ -97,7 +100,37 @@ def span_row(span: ReadableSpan) -> tuple:
         str(attributes.get(ORDER_NO, ""))[:40],
         links[0]["trace_id"] if links else "",
         json.dumps(detail, default=str),
+        str(attributes.get(REFUSAL_CODE, ""))[:40],
+        "",  # the outcome: set by ``TraceOutcomes`` on entry rows
     )
+
+
+class TraceOutcomes:
+    """Gives each entry row the outcome of its process's part of the trace: error, refusal or ok.
+
+    An entry span ends after the spans under it, so they were handed over in its batch or an earlier
+    one: the failed or refused ones are remembered by trace (at most ``MAX_PENDING_TRACES`` traces, the
+    oldest forgotten first) until the entry comes. Spans ending after their entry (rare) do not change it.
+    """
+
+    def __init__(self, limit: int = MAX_PENDING_TRACES):
+        self.limit, self.pending = limit, {}
+
+    def mark(self, rows: list[tuple]) -> list[tuple]:
+        marked = []
+        for row in rows:
+            mark = "error" if row[_ERROR] else "refusal" if row[_REFUSAL] else ""
+            trace_id = row[0]
+            if row[_ENTRY]:
+                earlier = self.pending.pop(trace_id, "")
+                mark = "error" if "error" in (mark, earlier) else mark or earlier or "ok"
+                row = row[:_OUTCOME] + (mark,) + row[_OUTCOME + 1 :]
+            elif mark and self.pending.get(trace_id) != "error":
+                self.pending[trace_id] = mark
+                if len(self.pending) > self.limit:
+                    del self.pending[next(iter(self.pending))]
+            marked.append(row)
+        return marked
 
 
 def _insert_statement(connection) -> str:
@@ -140,12 +173,13 @@ class TraceStoreExporter(SpanExporter):
         self._prune_above_id: int | None = None  # a newest id above this may mean more than max_spans rows
         self._outage: _Outage | None = None
         self._dropped = _dropped_spans_counter()
+        self._outcomes = TraceOutcomes()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         from django.db import DatabaseError, connection, transaction
         from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-        rows = [span_row(span) for span in spans]
+        rows = self._outcomes.mark([span_row(span) for span in spans])
         outage = self._outage
         if outage is not None and time.monotonic() < outage.retry_at:
             self._drop(len(rows), None)

@@ -181,7 +181,9 @@ def configure_telemetry(*, metric_readers: list | None = None, trace_store: bool
     set_global_response_propagator(TraceResponsePropagator())
     from opentelemetry.instrumentation.django import DjangoInstrumentor
 
-    DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled())
+    from mall.telemetry.excluded import excluded_urls
+
+    DjangoInstrumentor().instrument(is_sql_commentor_enabled=_sqlcommenter_enabled(), excluded_urls=excluded_urls())
     _instrument_database()
     if _parent_decides(sampler):
         from mall.telemetry.diet import skip_unrecorded_children

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         print(f"stock lock held per checkout (in-process): {report.lock_hold_line(results.lock_hold)}", flush=True)
     cycle = capture_checkout_cycle()
     if "store" not in args.skip:
-        from perf.bench.checkout.store import store_write_cost
+        from perf.bench.traces.store import store_write_cost
 
         statements = [s.sql for s in cycle.statements if not s.sql.upper().startswith("BEGIN")]
         results.store_cost = store_write_cost(checkouts=20 if args.quick else 400, statements=statements)

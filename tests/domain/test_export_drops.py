@@ -26,8 +26,9 @@ def test_failed_exports_are_counted_and_the_recovery_says_how_many_were_lost(cap
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # gRPC waits out a reconnect backoff (1 s and growing) after failed connects: kept short, so the export after
-    # the collector is back connects at once; 3 s leave the exporter room for one retry if its first attempt meets the old channel state.
+    # gRPC waits out a reconnect backoff (1 s, growing) after failed connects: kept short so the export after
+    # the collector is back connects at once; 3 s leave room for one retry if its first attempt meets the old
+    # channel state.
     backoff = (
         ("grpc.initial_reconnect_backoff_ms", 50),
         ("grpc.max_reconnect_backoff_ms", 100),

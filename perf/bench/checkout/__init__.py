@@ -1,2 +1,2 @@
 """The checkout's cost: the tracing curve's HTTP rounds, its statements, the raw-driver floor, the layers,
-gRPC, the trace store."""
+gRPC."""
