@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from django.db import connection
 
 from harness import processes
 from harness.processes import (
-    REPO,  # noqa: F401 - the tests import it from here
+    REPO,
     free_port,  # noqa: F401 - the tests import it from here
 )
 from harness.threads import run_together
@@ -53,6 +55,18 @@ def shop_env(**overrides: str) -> dict[str, str]:
     )
     env.update(overrides)
     return env
+
+
+def settings_printed(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in ``manage.py shell`` with the shop's environment plus ``env`` (settings read at start)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
+        cwd=REPO,
+        env=shop_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def log_path(log_dir: Path, name: str) -> Path:

@@ -2,14 +2,13 @@
 X-Forwarded-For only with MALL_TRUSTED_PROXIES set, and then the address the proxy wrote, never the client's own."""
 
 import subprocess
-import sys
 
 import pytest
 from axes.models import AccessAttempt
 from django.test import Client
 
 from tests.factories import TEST_PASSWORD, UserFactory
-from tests.support import REPO, shop_env
+from tests.support import settings_printed
 
 LIMIT = 10  # the default MALL_LOGIN_FAILURE_LIMIT
 TOKEN = "/api/auth/token/"
@@ -77,14 +76,7 @@ def proxy_settings(**env) -> subprocess.CompletedProcess:
         "from django.conf import settings as s; from rest_framework.settings import api_settings as a; "
         "print(s.MALL_TRUSTED_PROXIES, a.NUM_PROXIES, s.AXES_CLIENT_IP_CALLABLE)"
     )
-    return subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
-        cwd=REPO,
-        env=shop_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return settings_printed(code, **env)
 
 
 def test_the_proxy_count_is_a_setting_from_the_environment(db):

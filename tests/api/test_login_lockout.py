@@ -2,7 +2,6 @@
 log-in, for a cool-off; each failure the limit allows answers "wrong password"; another address is not locked."""
 
 import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.factories import TEST_PASSWORD, UserFactory
-from tests.support import REPO, shop_env
+from tests.support import settings_printed
 
 LIMIT = 10  # the default MALL_LOGIN_FAILURE_LIMIT
 
@@ -81,14 +80,7 @@ def shell_settings(**env) -> subprocess.CompletedProcess:
     code = (
         "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, int(s.AXES_COOLOFF_TIME.total_seconds()))"
     )
-    return subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", code],
-        cwd=REPO,
-        env=shop_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return settings_printed(code, **env)
 
 
 def test_the_limits_are_settings_from_the_environment(db):

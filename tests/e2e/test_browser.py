@@ -8,82 +8,22 @@ artifacts/browser/.
 """
 
 import re
-import secrets
 
 import pytest
-from django.conf import global_settings
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
 from inventory.models import Stock, StockMove
 from orders.checkout import create_order
 from orders.invariants import check_invariants
 from orders.models import Order
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.factories import TEST_PASSWORD, fill_cart
-from tests.support import REPO, shop_env, shop_server
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = REPO / "artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def production_password_hashing(settings):
-    """Users made here log into the server, which only knows the production hashers (not the suite's MD5)."""
-    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
-
-
-@pytest.fixture
-def shop_url(tmp_path):
-    """gunicorn with production settings (a real secret key, so DEBUG is off) on the test database."""
-    env = shop_env(DJANGO_SECRET_KEY=secrets.token_urlsafe(45), JAEGER_UI_URL="http://jaeger.example:16686")
-    env.pop("DJANGO_DEBUG", None)
-    with shop_server(env=env, log_dir=tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an asyncio loop in this thread; Django would take the test's own
-    # (synchronous) database calls for calls from async code and refuse them.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
-
-
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def log_into_admin(page: Page, shop_url: str, user) -> None:
-    page.goto(f"{shop_url}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", TEST_PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_be_visible()
-    expect(page.locator("#content h1")).to_have_text("Site administration")
 
 
 def test_staff_see_orders_with_their_trace_and_change_stock(page, shop_url, staff_user, user, goods_in_stock, address):

@@ -8,17 +8,14 @@ from playwright.sync_api import Page, expect
 from inventory.models import StockMove
 from orders.checkout import create_order
 from orders.services import pay_order
-from tests.e2e import test_browser as browser_setup
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.factories import fill_cart
 
-# The Chromium and gunicorn set-up of tests/e2e/test_browser.py (fixtures, shared by name).
-browser = browser_setup.browser
-page = browser_setup.page
-shop_url = browser_setup.shop_url
-production_password_hashing = browser_setup.production_password_hashing
-log_into_admin, screenshot = browser_setup.log_into_admin, browser_setup.screenshot
-
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 VIEWPORT_WIDTH = 1280
 

@@ -6,15 +6,14 @@ import pytest
 from playwright.sync_api import expect
 
 from faults.services import clear_faults, set_fault
-from tests.e2e import test_browser as browser_setup
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.support import shop_env, shop_server, wait_until
 
-browser = browser_setup.browser
-page = browser_setup.page
-production_password_hashing = browser_setup.production_password_hashing
-log_into_admin, screenshot = browser_setup.log_into_admin, browser_setup.screenshot
-
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 
 @pytest.fixture

@@ -8,18 +8,15 @@ import secrets
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e import test_browser as browser_setup
+from tests.e2e.browsing import screenshot
 from tests.factories import TEST_PASSWORD
 from tests.support import shop_env, shop_server
 
-# The Chromium and gunicorn set-up of tests/e2e/test_browser.py (fixtures, shared by name).
-browser = browser_setup.browser
-page = browser_setup.page
-shop_url = browser_setup.shop_url
-production_password_hashing = browser_setup.production_password_hashing
-screenshot = browser_setup.screenshot
-
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 LIMIT = 10  # the default MALL_LOGIN_FAILURE_LIMIT
 VIEWPORT_WIDTH = 1280

@@ -13,17 +13,14 @@ from goods.models import Goods
 from inventory.models import Stock, StockMove
 from orders.checkout import create_order
 from orders.invariants import check_invariants
-from tests.e2e.test_browser import (  # noqa: F401 - fixtures
-    browser,
-    log_into_admin,
-    page,
-    production_password_hashing,
-    screenshot,
-    shop_url,
-)
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.factories import fill_cart
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 
 def staff_adjustments(goods) -> list[int]:
@@ -33,7 +30,7 @@ def staff_adjustments(goods) -> list[int]:
 
 
 def test_a_stock_list_save_during_a_sale_keeps_the_sale_and_goods_save(
-    page,  # noqa: F811 - the fixture imported above
+    page,
     shop_url,  # noqa: F811
     staff_user,
     user,

@@ -16,19 +16,17 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
 from orders.tracing import CHECKOUT_STEPS, CREATE_ORDER
-from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
-    browser,
-    log_into_admin,
-    page,
-    production_password_hashing,
-    screenshot,
-)
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.e2e.test_faults_wire import set_rule
 from tests.factories import fill_cart
 from tests.support import shop_env, shop_server, wait_until
 from traces.models import TraceSpan
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 DELAY_MS = 120
 
@@ -47,7 +45,7 @@ def shop(tmp_path):
 
 
 def test_the_monitor_charts_each_operation_and_the_trace_page_explains_a_slow_step(
-    page,  # noqa: F811 (the fixture imported above)
+    page,
     shop,
     staff_user,
     user,

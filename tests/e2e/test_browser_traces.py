@@ -15,18 +15,16 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
 from orders.tracing import CHECKOUT_STEPS
-from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
-    browser,
-    log_into_admin,
-    page,
-    production_password_hashing,
-    screenshot,
-)
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.factories import fill_cart
 from tests.support import shop_env, shop_server, wait_until
 from traces.models import TraceSpan
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 
 @pytest.fixture
@@ -39,7 +37,7 @@ def shop_url(tmp_path):
 
 
 def test_staff_follow_an_order_to_its_checkout_trace_in_the_built_in_view(
-    page,  # noqa: F811 (the fixture imported above)
+    page,
     shop_url,
     staff_user,
     user,

@@ -16,19 +16,17 @@ from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
 from mall.roles import ensure_staff_roles
-from tests.e2e.test_browser import (  # noqa: F401 (fixtures)
-    browser,
-    log_into_admin,
-    page,
-    production_password_hashing,
-    screenshot,
-)
+from tests.e2e.browsing import log_into_admin, screenshot
 from tests.e2e.test_faults_wire import Shopper, set_rule, within_reach
 from tests.factories import TEST_PASSWORD, UserFactory
 from tests.support import read_log, shop_env, shop_server, wait_until
 from traces.models import DroppedSpans, TraceSpan
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("production_password_hashing"),  # users made here log into the server
+]
 
 ASSETS = ("/static/admin/css/base.css", "/static/admin/js/core.js", "/favicon.ico", "/admin/jsi18n/")
 
