@@ -141,7 +141,7 @@ def fill_store(count: int) -> None:
     statement = _insert_statement(connection)
     rows = (
         (f"{n // 10:032x}", f"{n:016x}", "", n % 10 == 0, "GET api/goods/", "SERVER", "mall", now - count + n, 1000,
-         False, "", "", "{}")
+         False, "", "", "{}", "", "ok" if n % 10 == 0 else "")
         for n in range(count)
     )  # fmt: skip
     batch = []
