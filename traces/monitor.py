@@ -22,10 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Q, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Case, CharField, Count, F, Q, Sum, When
 
-from mall.telemetry.names import REFUSAL_CODE
 from traces.models import TraceSpan
 
 WINDOWS = (15 * 60, 3600, 24 * 3600)  # the page's choices, seconds
@@ -67,40 +65,47 @@ def _operation_spans(since_ns: int):
     return TraceSpan.objects.filter(start_ns__gte=since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
 
 
-def _has_refusal():
-    """A filter of the spans that carry ``mall.refusal.code``."""
-    if REFUSAL_FIELD in {f.name for f in TraceSpan._meta.get_fields()}:
-        return ~Q(**{REFUSAL_FIELD: ""})
-    # The store writes ``detail`` with json.dumps: a key is followed by '": '. Both databases keep the text.
-    column = connection.ops.quote_name(TraceSpan._meta.get_field("detail").column)
-    return RawSQL(f"{column} LIKE %s", [f'%"{REFUSAL_CODE}": %'], output_field=BooleanField())
-
-
-def _refusals(since_ns: int) -> dict[str, int]:
-    """Refused spans per name; an entry span (an HTTP route) counts when its trace has a refused span."""
-    refused = TraceSpan.objects.filter(start_ns__gte=since_ns, kind="INTERNAL", error=False).filter(_has_refusal())
-    counts: dict[str, int] = {}
-    trace_ids = set()
-    for name, trace_id in refused.order_by().values_list("name", "trace_id"):
-        counts[name] = counts.get(name, 0) + 1
-        trace_ids.add(trace_id)
-    trace_ids = sorted(trace_ids)
-    for index in range(0, len(trace_ids), IN_CHUNK):
-        roots = TraceSpan.objects.filter(
-            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=trace_ids[index : index + IN_CHUNK]
-        ).exclude(kind="INTERNAL")
-        for row in roots.order_by().values("name").annotate(n=Count("id")):
-            counts[row["name"]] = counts.get(row["name"], 0) + row["n"]
-    return counts
-
-
-def _read(since_ns: int, limit: int) -> list[tuple]:
-    """(name, duration_ns, start_ns, error) of at most ``limit`` operation spans since ``since_ns``."""
-    query = _operation_spans(since_ns).order_by().values_list("name", "duration_ns", "start_ns", "error")[:limit]
+def _fetch(query) -> list[tuple]:
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _read(since_ns: int, limit: int) -> tuple[list[tuple], bool]:
+    """(name, duration_ns, start_ns, error, refused trace id or None) of the window's operation spans, and
+    whether there were more than ``limit``.
+
+    Sorted by (name, duration_ns) in the database: each name's rows are one run, in the order the
+    percentiles pick from, so Python neither groups nor sorts. Past ``limit`` an ordered read would keep
+    the first names only, so the sample is read unordered (any ``limit`` rows) and sorted here."""
+    columns = ("name", "duration_ns", "start_ns", "error")
+    query = _operation_spans(since_ns).annotate(refused=_refused_trace()).values_list(*columns, "refused")
+    rows = _fetch(query.order_by("name", "duration_ns")[: limit + 1])
+    if len(rows) <= limit:
+        return rows, False
+    rows = _fetch(query.order_by()[:limit])
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return rows, True
+
+
+def _refused_trace():
+    """The trace id of a refused operation span (``mall.refusal.code`` on an INTERNAL span without an error)."""
+    refused = Q(kind="INTERNAL", error=False) & ~Q(**{REFUSAL_FIELD: ""})
+    return Case(When(refused, then=F("trace_id")), default=None, output_field=CharField())
+
+
+def _refused_entries(since_ns: int, trace_ids: set[str]) -> dict[str, int]:
+    """Entry spans (HTTP routes, gRPC methods) without an error whose trace has a refused span, per name."""
+    counts: dict[str, int] = {}
+    ordered = sorted(trace_ids)
+    for index in range(0, len(ordered), IN_CHUNK):
+        roots = TraceSpan.objects.filter(
+            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=ordered[index : index + IN_CHUNK]
+        ).exclude(kind="INTERNAL")
+        for name, n in roots.order_by().values("name").annotate(n=Count("id")).values_list("name", "n"):
+            counts[name] = counts.get(name, 0) + n
+    return counts
 
 
 @dataclass
@@ -144,52 +149,68 @@ class Monitor:
         return {"window": self.window, "operations": [operation.as_json() for operation in self.operations]}
 
 
-def monitor(*, window: int = DEFAULT_WINDOW, now_ns: int | None = None, buckets: int = BUCKETS) -> Monitor:
-    """Read the operations of the last ``window`` seconds: counts, errors, refusals, percentiles, chart series."""
+def monitor(
+    *, window: int = DEFAULT_WINDOW, now_ns: int | None = None, buckets: int = BUCKETS, series: bool = True
+) -> Monitor:
+    """Read the operations of the last ``window`` seconds: counts, errors, refusals, percentiles, chart series.
+
+    ``series=False`` leaves the per-bucket chart series empty (the JSON has none)."""
     until = _now_ns() if now_ns is None else now_ns
     since = until - window * 1_000_000_000
-    rows = _read(since, MAX_ROWS + 1)
-    sampled = len(rows) > MAX_ROWS
-    rows = rows[:MAX_ROWS]
-    groups: dict[str, list[tuple]] = {}
-    for row in rows:
-        group = groups.get(row[0])
-        if group is None:
-            group = groups[row[0]] = []
-        group.append(row)
+    rows, sampled = _read(since, MAX_ROWS)
+    operations: dict[str, Operation] = {}
+    runs: dict[str, list[tuple]] = {}
+    refused_traces: set[str] = set()
+    begin, total = 0, len(rows)
+    while begin < total:  # one run of rows per name
+        name = rows[begin][0]
+        end = begin + 1
+        while end < total and rows[end][0] == name:
+            end += 1
+        if name in runs:  # a database collation that sorts names apart from Python's equality (case, spaces)
+            runs[name] = sorted(runs[name] + rows[begin:end], key=lambda row: row[1])
+        else:
+            runs[name] = rows[begin:end]
+        begin = end
     del rows
-    operations = {
-        name: Operation(name, count=len(group), errors=sum(1 for row in group if row[3]))
-        for name, group in groups.items()
-    }
+    for name, run in runs.items():
+        durations = [row[1] for row in run]  # ascending
+        operation = operations[name] = Operation(name, count=len(run), errors=sum(1 for row in run if row[3]))
+        refused = [row[4] for row in run if row[4] is not None]
+        operation.refusals = len(refused)
+        refused_traces.update(refused)
+        operation.__dict__.update({f"p{p}_ms": _ms(percentile(durations, p)) for p in (50, 95, 99)})
     if sampled:  # exact counts all the same
         for row in _operation_spans(since).order_by().values("name").annotate(n=Count("id"), e=Sum("error")):
             operation = operations.setdefault(row["name"], Operation(row["name"]))
             operation.count, operation.errors = row["n"], int(row["e"] or 0)
-    for name, refusals in _refusals(since).items():
+        refused = _operation_spans(since).filter(kind="INTERNAL", error=False).exclude(**{REFUSAL_FIELD: ""})
+        counts = refused.order_by().values("name").annotate(n=Count("id")).values_list("name", "n")
+        for name, n in counts:
+            operations[name].refusals = n
+        refused_traces = set(refused.order_by().values_list("trace_id", flat=True))
+    for name, n in _refused_entries(since, refused_traces).items():
         if name in operations:
-            operations[name].refusals = refusals
+            operations[name].refusals += n
     bucket_ns = max(window * 1_000_000_000 // buckets, 1)
     last = buckets - 1
     for name, operation in operations.items():
-        group = groups.get(name, [])
-        operation.__dict__.update(percentiles_ms(row[1] for row in group))
         operation.per_minute = round(operation.count / (window / 60), 3)
+        if not series:
+            continue
         by_bucket: list[list[int]] = [[] for _ in range(buckets)]
-        for _, duration, start, _ in group:
+        for _, duration, start, _, _ in runs.get(name, ()):  # by duration: each bucket's list comes sorted
             index = (start - since) // bucket_ns
             by_bucket[last if index > last else 0 if index < 0 else index].append(duration)
-        operation.series = []
-        for index, durations in enumerate(by_bucket):
-            durations.sort()
-            operation.series.append(
-                {
-                    "start_ns": since + index * bucket_ns,
-                    "count": len(durations),
-                    "p50_ms": _ms(percentile(durations, 50)),
-                    "p95_ms": _ms(percentile(durations, 95)),
-                }
-            )
+        operation.series = [
+            {
+                "start_ns": since + index * bucket_ns,
+                "count": len(durations),
+                "p50_ms": _ms(percentile(durations, 50)),
+                "p95_ms": _ms(percentile(durations, 95)),
+            }
+            for index, durations in enumerate(by_bucket)
+        ]
     return Monitor(
         window=window,
         since_ns=since,
