@@ -72,36 +72,48 @@ def _fetch(query) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _read(since_ns: int, limit: int) -> list[tuple]:
-    """(name, duration_ns, start_ns, error, refused trace id or None) of at most ``limit`` operation spans
-    since ``since_ns``, in no order.
+def _covers_store(since_ns: int) -> bool:
+    """Whether a window from ``since_ns`` reaches back past the oldest stored span (one index probe)."""
+    oldest = TraceSpan.objects.order_by("start_ns").values_list("start_ns", flat=True).first()
+    return oldest is not None and oldest >= since_ns
+
+
+def _in_window(since_ns: int | None):
+    """The stored spans since ``since_ns``; None: all of them (the window covers the store)."""
+    return TraceSpan.objects.all() if since_ns is None else TraceSpan.objects.filter(start_ns__gte=since_ns)
+
+
+def _read(since_ns: int | None, limit: int) -> list[tuple]:
+    """Read (name, duration_ns, start_ns, error, trace id if refused, trace id if a refusable entry) of at
+    most ``limit`` operation spans since ``since_ns`` (None: all stored), in no order.
 
     Unordered: MariaDB's filesort of the window's rows by (name, duration) cost more than the rest of the
-    monitor; Python sorts each name's durations as plain integers instead. When the window reaches back
-    past the oldest stored span (the 24 h window, as the store keeps 24 h), the read has no time filter:
-    a scan of the table beats a walk of the whole start index with a row lookup per span (SQLite)."""
-    oldest = TraceSpan.objects.order_by("start_ns").values_list("start_ns", flat=True).first()
-    spans = _operation_spans(since_ns)
-    if oldest is not None and oldest >= since_ns:
-        spans = TraceSpan.objects.filter(Q(entry=True) | Q(kind="INTERNAL"))
+    monitor; Python sorts each name's durations as plain integers instead. Without a time filter (the
+    24 h window, as the store keeps 24 h) both databases scan the table, which beats a walk of the whole
+    start index with a row lookup per span."""
+    spans = _in_window(since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
     columns = ("name", "duration_ns", "start_ns", "error")
-    return _fetch(spans.annotate(refused=_refused_trace()).order_by().values_list(*columns, "refused")[:limit])
+    spans = spans.annotate(refused=_trace_if(REFUSED), refusable=_trace_if(REFUSABLE_ENTRY))
+    return _fetch(spans.order_by().values_list(*columns, "refused", "refusable")[:limit])
 
 
-def _refused_trace():
-    """The trace id of a refused operation span (``mall.refusal.code`` on an INTERNAL span without an error)."""
-    refused = Q(kind="INTERNAL", error=False) & ~Q(**{REFUSAL_FIELD: ""})
-    return Case(When(refused, then=F("trace_id")), default=None, output_field=CharField())
+def _trace_if(condition: Q):
+    return Case(When(condition, then=F("trace_id")), default=None, output_field=CharField())
 
 
-def _refused_entries(since_ns: int, trace_ids: set[str]) -> dict[str, int]:
+# A refused operation span: ``mall.refusal.code`` on an INTERNAL span without an error.
+REFUSED = Q(kind="INTERNAL", error=False) & ~Q(**{REFUSAL_FIELD: ""})
+# An entry span (HTTP route, gRPC method) without an error: it counts as refused when its trace has a refused span.
+REFUSABLE_ENTRY = Q(entry=True, error=False) & ~Q(kind="INTERNAL")
+
+
+def _refused_entries(since_ns: int | None, trace_ids: set[str]) -> dict[str, int]:
     """Entry spans (HTTP routes, gRPC methods) without an error whose trace has a refused span, per name."""
     counts: dict[str, int] = {}
     ordered = sorted(trace_ids)
     for index in range(0, len(ordered), IN_CHUNK):
-        roots = TraceSpan.objects.filter(
-            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=ordered[index : index + IN_CHUNK]
-        ).exclude(kind="INTERNAL")
+        # Without a time filter when the window covers the store: MariaDB would walk the start index.
+        roots = _in_window(since_ns).filter(REFUSABLE_ENTRY, trace_id__in=ordered[index : index + IN_CHUNK])
         for name, n in roots.order_by().values("name").annotate(n=Count("id")).values_list("name", "n"):
             counts[name] = counts.get(name, 0) + n
     return counts
@@ -156,7 +168,8 @@ def monitor(
     ``series=False`` leaves the per-bucket chart series empty (the JSON has none)."""
     until = _now_ns() if now_ns is None else now_ns
     since = until - window * 1_000_000_000
-    rows = _read(since, MAX_ROWS + 1)
+    bound = None if _covers_store(since) else since
+    rows = _read(bound, MAX_ROWS + 1)
     sampled = len(rows) > MAX_ROWS
     if sampled:
         del rows[MAX_ROWS:]
@@ -180,14 +193,18 @@ def monitor(
         for row in _operation_spans(since).order_by().values("name").annotate(n=Count("id"), e=Sum("error")):
             operation = operations.setdefault(row["name"], Operation(row["name"]))
             operation.count, operation.errors = row["n"], int(row["e"] or 0)
-        refused = _operation_spans(since).filter(kind="INTERNAL", error=False).exclude(**{REFUSAL_FIELD: ""})
+        refused = _operation_spans(since).filter(REFUSED)
         counts = refused.order_by().values("name").annotate(n=Count("id")).values_list("name", "n")
         for name, n in counts:
             operations[name].refusals = n
         refused_traces = set(refused.order_by().values_list("trace_id", flat=True))
-    for name, n in _refused_entries(since, refused_traces).items():
-        if name in operations:
-            operations[name].refusals += n
+    if sampled:  # the entries read are a sample too
+        for name, n in _refused_entries(bound, refused_traces).items():
+            if name in operations:
+                operations[name].refusals += n
+    else:  # the entries were read with the rest: no query per trace
+        for name, run in runs.items():
+            operations[name].refusals += sum(1 for row in run if row[5] is not None and row[5] in refused_traces)
     bucket_ns = max(window * 1_000_000_000 // buckets, 1)
     last = buckets - 1
     for name, operation in operations.items():
@@ -195,7 +212,7 @@ def monitor(
         if not series:
             continue
         by_bucket: list[list[int]] = [[] for _ in range(buckets)]
-        for _, duration, start, _, _ in runs.get(name, ()):
+        for _, duration, start, *_ in runs.get(name, ()):
             index = (start - since) // bucket_ns
             by_bucket[last if index > last else 0 if index < 0 else index].append(duration)
         for durations in by_bucket:
