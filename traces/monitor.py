@@ -72,14 +72,8 @@ def _fetch(query) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _covers_store(since_ns: int) -> bool:
-    """Whether a window from ``since_ns`` reaches back past the oldest stored span (one index probe)."""
-    oldest = TraceSpan.objects.order_by("start_ns").values_list("start_ns", flat=True).first()
-    return oldest is not None and oldest >= since_ns
-
-
 def _in_window(since_ns: int | None):
-    """The stored spans since ``since_ns``; None: all of them (the window covers the store)."""
+    """The stored spans since ``since_ns``; None: all of them."""
     return TraceSpan.objects.all() if since_ns is None else TraceSpan.objects.filter(start_ns__gte=since_ns)
 
 
@@ -88,9 +82,7 @@ def _read(since_ns: int | None, limit: int) -> list[tuple]:
     most ``limit`` operation spans since ``since_ns`` (None: all stored), in no order.
 
     Unordered: MariaDB's filesort of the window's rows by (name, duration) cost more than the rest of the
-    monitor; Python sorts each name's durations as plain integers instead. Without a time filter (the
-    24 h window, as the store keeps 24 h) both databases scan the table, which beats a walk of the whole
-    start index with a row lookup per span."""
+    monitor; Python sorts each name's durations as plain integers instead."""
     spans = _in_window(since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
     columns = ("name", "duration_ns", "start_ns", "error")
     spans = spans.annotate(refused=_trace_if(REFUSED), refusable=_trace_if(REFUSABLE_ENTRY))
@@ -112,7 +104,6 @@ def _refused_entries(since_ns: int | None, trace_ids: set[str]) -> dict[str, int
     counts: dict[str, int] = {}
     ordered = sorted(trace_ids)
     for index in range(0, len(ordered), IN_CHUNK):
-        # Without a time filter when the window covers the store: MariaDB would walk the start index.
         roots = _in_window(since_ns).filter(REFUSABLE_ENTRY, trace_id__in=ordered[index : index + IN_CHUNK])
         for name, n in roots.order_by().values("name").annotate(n=Count("id")).values_list("name", "n"):
             counts[name] = counts.get(name, 0) + n
@@ -168,8 +159,7 @@ def monitor(
     ``series=False`` leaves the per-bucket chart series empty (the JSON has none)."""
     until = _now_ns() if now_ns is None else now_ns
     since = until - window * 1_000_000_000
-    bound = None if _covers_store(since) else since
-    rows = _read(bound, MAX_ROWS + 1)
+    rows = _read(since, MAX_ROWS + 1)
     sampled = len(rows) > MAX_ROWS
     if sampled:
         del rows[MAX_ROWS:]
@@ -199,7 +189,7 @@ def monitor(
             operations[name].refusals = n
         refused_traces = set(refused.order_by().values_list("trace_id", flat=True))
     if sampled:  # the entries read are a sample too
-        for name, n in _refused_entries(bound, refused_traces).items():
+        for name, n in _refused_entries(since, refused_traces).items():
             if name in operations:
                 operations[name].refusals += n
     else:  # the entries were read with the rest: no query per trace
