@@ -5,13 +5,14 @@ trace begins (HTTP routes, gRPC methods, a close task's ``close_unpaid_order``) 
 under them (``create_order`` and its steps, ``pay_order``, ``cancel_order``). Database client spans are
 left out: their names are SQL verbs, not operations.
 
-Bounded cost: one query reads four narrow columns (name, duration, start, error) of the window's rows,
-at most ``MAX_ROWS`` of them, through the cursor (the ORM's per-row conversion would cost more than the
-query); percentiles and the per-bucket chart series are computed from those in Python. Past
-``MAX_ROWS`` the percentiles come from the rows read and one aggregate query keeps the counts exact.
-Refusals (``mall.refusal.code`` in a span's attributes) are one more query over the window's INTERNAL
-spans: a text match on the stored JSON (parsing every span's JSON would cost more than the rest of the
-monitor), or a stored column when the model has one (``REFUSAL_FIELD``).
+Bounded cost: one query reads six narrow columns of the window's rows (name, duration, start, error,
+and the trace id of refused spans and of the entry spans that may count as refused), at most
+``MAX_ROWS`` of them, through the cursor (the ORM's per-row conversion would cost more than the query),
+in no order; Python groups them by name and sorts each name's durations as integers for the percentiles
+and the per-bucket chart series. Past ``MAX_ROWS`` the percentiles come from the rows read and aggregate
+queries keep the counts and refusals exact. Refusals are ``mall.refusal.code`` on an INTERNAL span
+without an error (the stored ``refusal_code``); an entry span without an error counts as refused when
+its trace has one. Figures: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
