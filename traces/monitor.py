@@ -5,13 +5,14 @@ trace begins (HTTP routes, gRPC methods, a close task's ``close_unpaid_order``) 
 under them (``create_order`` and its steps, ``pay_order``, ``cancel_order``). Database client spans are
 left out: their names are SQL verbs, not operations.
 
-Bounded cost: one query reads four narrow columns (name, duration, start, error) of the window's rows,
-at most ``MAX_ROWS`` of them, through the cursor (the ORM's per-row conversion would cost more than the
-query); percentiles and the per-bucket chart series are computed from those in Python. Past
-``MAX_ROWS`` the percentiles come from the rows read and one aggregate query keeps the counts exact.
-Refusals (``mall.refusal.code`` in a span's attributes) are one more query over the window's INTERNAL
-spans: a text match on the stored JSON (parsing every span's JSON would cost more than the rest of the
-monitor), or a stored column when the model has one (``REFUSAL_FIELD``).
+Bounded cost: one query reads six narrow columns of the window's rows (name, duration, start, error,
+and the trace id of refused spans and of the entry spans that may count as refused), at most
+``MAX_ROWS`` of them, through the cursor (the ORM's per-row conversion would cost more than the query),
+in no order; Python groups them by name and sorts each name's durations as integers for the percentiles
+and the per-bucket chart series. Past ``MAX_ROWS`` the percentiles come from the rows read and aggregate
+queries keep the counts and refusals exact. Refusals are ``mall.refusal.code`` on an INTERNAL span
+without an error (the stored ``refusal_code``); an entry span without an error counts as refused when
+its trace has one. Figures: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Q, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Case, CharField, Count, F, Q, Sum, When
 
-from mall.telemetry.names import REFUSAL_CODE
 from traces.models import TraceSpan
 
 WINDOWS = (15 * 60, 3600, 24 * 3600)  # the page's choices, seconds
@@ -67,40 +66,49 @@ def _operation_spans(since_ns: int):
     return TraceSpan.objects.filter(start_ns__gte=since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
 
 
-def _has_refusal():
-    """A filter of the spans that carry ``mall.refusal.code``."""
-    if REFUSAL_FIELD in {f.name for f in TraceSpan._meta.get_fields()}:
-        return ~Q(**{REFUSAL_FIELD: ""})
-    # The store writes ``detail`` with json.dumps: a key is followed by '": '. Both databases keep the text.
-    column = connection.ops.quote_name(TraceSpan._meta.get_field("detail").column)
-    return RawSQL(f"{column} LIKE %s", [f'%"{REFUSAL_CODE}": %'], output_field=BooleanField())
-
-
-def _refusals(since_ns: int) -> dict[str, int]:
-    """Refused spans per name; an entry span (an HTTP route) counts when its trace has a refused span."""
-    refused = TraceSpan.objects.filter(start_ns__gte=since_ns, kind="INTERNAL", error=False).filter(_has_refusal())
-    counts: dict[str, int] = {}
-    trace_ids = set()
-    for name, trace_id in refused.order_by().values_list("name", "trace_id"):
-        counts[name] = counts.get(name, 0) + 1
-        trace_ids.add(trace_id)
-    trace_ids = sorted(trace_ids)
-    for index in range(0, len(trace_ids), IN_CHUNK):
-        roots = TraceSpan.objects.filter(
-            start_ns__gte=since_ns, entry=True, error=False, trace_id__in=trace_ids[index : index + IN_CHUNK]
-        ).exclude(kind="INTERNAL")
-        for row in roots.order_by().values("name").annotate(n=Count("id")):
-            counts[row["name"]] = counts.get(row["name"], 0) + row["n"]
-    return counts
-
-
-def _read(since_ns: int, limit: int) -> list[tuple]:
-    """(name, duration_ns, start_ns, error) of at most ``limit`` operation spans since ``since_ns``."""
-    query = _operation_spans(since_ns).order_by().values_list("name", "duration_ns", "start_ns", "error")[:limit]
+def _fetch(query) -> list[tuple]:
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _in_window(since_ns: int | None):
+    """The stored spans since ``since_ns``; None: all of them."""
+    return TraceSpan.objects.all() if since_ns is None else TraceSpan.objects.filter(start_ns__gte=since_ns)
+
+
+def _read(since_ns: int | None, limit: int) -> list[tuple]:
+    """Read (name, duration_ns, start_ns, error, trace id if refused, trace id if a refusable entry) of at
+    most ``limit`` operation spans since ``since_ns`` (None: all stored), in no order.
+
+    Unordered: MariaDB's filesort of the window's rows by (name, duration) cost more than the rest of the
+    monitor; Python sorts each name's durations as plain integers instead."""
+    spans = _in_window(since_ns).filter(Q(entry=True) | Q(kind="INTERNAL"))
+    columns = ("name", "duration_ns", "start_ns", "error")
+    spans = spans.annotate(refused=_trace_if(REFUSED), refusable=_trace_if(REFUSABLE_ENTRY))
+    return _fetch(spans.order_by().values_list(*columns, "refused", "refusable")[:limit])
+
+
+def _trace_if(condition: Q):
+    return Case(When(condition, then=F("trace_id")), default=None, output_field=CharField())
+
+
+# A refused operation span: ``mall.refusal.code`` on an INTERNAL span without an error.
+REFUSED = Q(kind="INTERNAL", error=False) & ~Q(**{REFUSAL_FIELD: ""})
+# An entry span (HTTP route, gRPC method) without an error: it counts as refused when its trace has a refused span.
+REFUSABLE_ENTRY = Q(entry=True, error=False) & ~Q(kind="INTERNAL")
+
+
+def _refused_entries(since_ns: int | None, trace_ids: set[str]) -> dict[str, int]:
+    """Entry spans (HTTP routes, gRPC methods) without an error whose trace has a refused span, per name."""
+    counts: dict[str, int] = {}
+    ordered = sorted(trace_ids)
+    for index in range(0, len(ordered), IN_CHUNK):
+        roots = _in_window(since_ns).filter(REFUSABLE_ENTRY, trace_id__in=ordered[index : index + IN_CHUNK])
+        for name, n in roots.order_by().values("name").annotate(n=Count("id")).values_list("name", "n"):
+            counts[name] = counts.get(name, 0) + n
+    return counts
 
 
 @dataclass
@@ -144,52 +152,71 @@ class Monitor:
         return {"window": self.window, "operations": [operation.as_json() for operation in self.operations]}
 
 
-def monitor(*, window: int = DEFAULT_WINDOW, now_ns: int | None = None, buckets: int = BUCKETS) -> Monitor:
-    """Read the operations of the last ``window`` seconds: counts, errors, refusals, percentiles, chart series."""
+def monitor(
+    *, window: int = DEFAULT_WINDOW, now_ns: int | None = None, buckets: int = BUCKETS, series: bool = True
+) -> Monitor:
+    """Read the operations of the last ``window`` seconds: counts, errors, refusals, percentiles, chart series.
+
+    ``series=False`` leaves the per-bucket chart series empty (the JSON has none)."""
     until = _now_ns() if now_ns is None else now_ns
     since = until - window * 1_000_000_000
     rows = _read(since, MAX_ROWS + 1)
     sampled = len(rows) > MAX_ROWS
-    rows = rows[:MAX_ROWS]
-    groups: dict[str, list[tuple]] = {}
+    if sampled:
+        del rows[MAX_ROWS:]
+    runs: dict[str, list[tuple]] = {}
     for row in rows:
-        group = groups.get(row[0])
-        if group is None:
-            group = groups[row[0]] = []
-        group.append(row)
+        run = runs.get(row[0])
+        if run is None:
+            run = runs[row[0]] = []
+        run.append(row)
     del rows
-    operations = {
-        name: Operation(name, count=len(group), errors=sum(1 for row in group if row[3]))
-        for name, group in groups.items()
-    }
+    operations: dict[str, Operation] = {}
+    refused_traces: set[str] = set()
+    for name, run in runs.items():
+        durations = sorted([row[1] for row in run])
+        operation = operations[name] = Operation(name, count=len(run), errors=sum(1 for row in run if row[3]))
+        refused = [row[4] for row in run if row[4] is not None]
+        operation.refusals = len(refused)
+        refused_traces.update(refused)
+        operation.__dict__.update({f"p{p}_ms": _ms(percentile(durations, p)) for p in (50, 95, 99)})
     if sampled:  # exact counts all the same
         for row in _operation_spans(since).order_by().values("name").annotate(n=Count("id"), e=Sum("error")):
             operation = operations.setdefault(row["name"], Operation(row["name"]))
             operation.count, operation.errors = row["n"], int(row["e"] or 0)
-    for name, refusals in _refusals(since).items():
-        if name in operations:
-            operations[name].refusals = refusals
+        refused = _operation_spans(since).filter(REFUSED)
+        counts = refused.order_by().values("name").annotate(n=Count("id")).values_list("name", "n")
+        for name, n in counts:
+            operations[name].refusals = n
+        refused_traces = set(refused.order_by().values_list("trace_id", flat=True))
+    if sampled:  # the entries read are a sample too
+        for name, n in _refused_entries(since, refused_traces).items():
+            if name in operations:
+                operations[name].refusals += n
+    else:  # the entries were read with the rest: no query per trace
+        for name, run in runs.items():
+            operations[name].refusals += sum(1 for row in run if row[5] is not None and row[5] in refused_traces)
     bucket_ns = max(window * 1_000_000_000 // buckets, 1)
     last = buckets - 1
     for name, operation in operations.items():
-        group = groups.get(name, [])
-        operation.__dict__.update(percentiles_ms(row[1] for row in group))
         operation.per_minute = round(operation.count / (window / 60), 3)
+        if not series:
+            continue
         by_bucket: list[list[int]] = [[] for _ in range(buckets)]
-        for _, duration, start, _ in group:
+        for _, duration, start, *_ in runs.get(name, ()):
             index = (start - since) // bucket_ns
             by_bucket[last if index > last else 0 if index < 0 else index].append(duration)
-        operation.series = []
-        for index, durations in enumerate(by_bucket):
+        for durations in by_bucket:
             durations.sort()
-            operation.series.append(
-                {
-                    "start_ns": since + index * bucket_ns,
-                    "count": len(durations),
-                    "p50_ms": _ms(percentile(durations, 50)),
-                    "p95_ms": _ms(percentile(durations, 95)),
-                }
-            )
+        operation.series = [
+            {
+                "start_ns": since + index * bucket_ns,
+                "count": len(durations),
+                "p50_ms": _ms(percentile(durations, 50)),
+                "p95_ms": _ms(percentile(durations, 95)),
+            }
+            for index, durations in enumerate(by_bucket)
+        ]
     return Monitor(
         window=window,
         since_ns=since,

@@ -32,7 +32,7 @@ class OperationsView(APIView):
     def get(self, request):
         params = WindowSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        return Response(monitor(window=params.validated_data["window"]).as_json())
+        return Response(monitor(window=params.validated_data["window"], series=False).as_json())
 
 
 class TraceView(APIView):

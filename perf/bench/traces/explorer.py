@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import time
 from datetime import UTC, datetime
@@ -255,7 +256,7 @@ def write_cost(*, rounds: int, checkouts: int) -> dict:
 
 def main(argv=None) -> int:
     from perf.bench import run
-    from perf.bench.environment import prepare, shop_environment
+    from perf.bench.common.environment import prepare, shop_environment
 
     parser = argparse.ArgumentParser(prog="python -m perf explorer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=run.parse_args([]).database_url)
@@ -265,6 +266,7 @@ def main(argv=None) -> int:
         "--write-rounds", type=int, default=6, help="rounds alternating main's and the branch's indexes"
     )
     parser.add_argument("--write-checkouts", type=int, default=60, help="checkouts written per round")
+    parser.add_argument("--cases", default="", help="time only the cases whose label matches this regular expression")
     args = parser.parse_args(argv)
     prepare(shop_environment(args.database_url))
     from django.db import connection
@@ -273,9 +275,13 @@ def main(argv=None) -> int:
     placeholders = seed(args.spans)
     print(f"{connection.vendor}: seeded {placeholders['spans']} spans ({placeholders['traces']} traces) "
           f"in {time.perf_counter() - began:.0f} s", flush=True)  # fmt: skip
-    results = time_cases(CASES, placeholders, runs=args.runs)
+    cases = [(label, url) for label, url in CASES if re.search(args.cases, label)]
+    results = time_cases(cases, placeholders, runs=args.runs)
     worst = max(results, key=lambda r: r["median_ms"])
     print(f"slowest case: {worst['case']} {worst['median_ms']:.1f} ms median", flush=True)
+    if args.write_rounds < 1:
+        print(json.dumps({"vendor": connection.vendor, "cases": results}))
+        return 0
     cost = write_cost(rounds=args.write_rounds, checkouts=args.write_checkouts)
     print(
         f"store write per checkout ({cost['spans_per_checkout']} spans) into the full table: "
