@@ -88,7 +88,7 @@ def test_a_busy_port_is_refused_before_anything_starts(database_url, tmp_path):
 
     assert result.returncode == 1
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
-    assert "PORT=8001 make run" in result.stderr
+    assert "PORT=8001 MALL_GRPC_BIND=127.0.0.1:9501 make run" in result.stderr
     output = result.stdout + result.stderr
     assert "==>" not in output  # nothing installed, migrated or started
     assert "qcluster" not in output and "The shop is running" not in output
@@ -164,7 +164,8 @@ def test_a_stop_signal_stops_web_and_worker_gracefully_and_flushes_spans(
     assert log.index("Listening at:") < log.index("==> Starting the task worker") < log.index("The shop is running")
     assert "==> Starting the gRPC order service: .venv/bin/python manage.py grpcserver" in log
     assert "    gRPC              127.0.0.1:" in log
-    assert "    Faults            no fault rules (python manage.py faults)" in log  # the rules in force
+    # the rules in force (none here)
+    assert '    Faults            none in force (README "Diagnose": .venv/bin/python manage.py faults)' in log
     assert "Error 130" not in log and "Error 143" not in log  # make saw a clean exit
     # Spans go to an OTLP endpoint here, so the built-in store is off: the banner names the exporter.
     assert "    Jaeger            http://localhost:16686 (spans exported to http://127.0.0.1:" in log
